@@ -1,0 +1,168 @@
+"""A small client for a running simulator: the `/sim/*` control API plus raw GraphQL calls.
+
+Shared by the test fixtures, the benchmarks and dev tooling.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+_TIMEOUT = (2.0, 10.0)  # connect, read (seconds)
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SimulatorError(RuntimeError):
+    """The control API refused a request."""
+
+
+class SimControl:
+    def __init__(self, url: str, session: requests.Session | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.graphql_url = self.url + "/graphql"
+        self._session = session or requests.Session()
+
+    # control API ---------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, json: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+        response = self._session.request(method, self.url + path, json=json, timeout=_TIMEOUT)
+        if response.status_code not in ok:
+            raise SimulatorError(f"{method} {path} -> {response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    def health(self) -> dict:
+        return self._call("GET", "/sim/health")
+
+    def create_account(self, username: str | None = None, balance: int = 0) -> dict:
+        """A new account; a unique username is generated when none is given."""
+        username = username or "sim_" + secrets.token_hex(6)
+        return self._call("POST", "/sim/accounts", {"username": username, "balance": balance})
+
+    def balance(self, wallet_id: str) -> int:
+        return self._call("GET", f"/sim/wallets/{wallet_id}")["balance"]
+
+    def invoice(self, payment_hash: str) -> dict:
+        return self._call("GET", f"/sim/invoices/{payment_hash}")
+
+    def pay(self, payment_hash: str) -> dict:
+        """A customer pays with outside money; answers `status` PAID, or ALREADY_PAID / EXPIRED (HTTP 409)."""
+        return self._call("POST", f"/sim/invoices/{payment_hash}/pay", ok=(200, 409))
+
+    def expire(self, payment_hash: str) -> dict:
+        return self._call("POST", f"/sim/invoices/{payment_hash}/expire")
+
+    def fault(
+        self,
+        operation: str,
+        mode: str,
+        count: int | None = None,
+        delay_ms: int | None = None,
+        http_status: int | None = None,
+    ) -> dict:
+        spec = {
+            "operation": operation,
+            "mode": mode,
+            "count": count,
+            "delayMs": delay_ms,
+            "httpStatus": http_status,
+        }
+        return self._call("POST", "/sim/faults", {k: v for k, v in spec.items() if v is not None})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/sim/faults")
+
+    def ledger(self) -> list[dict]:
+        return self._call("GET", "/sim/ledger")
+
+    def set_webhook(self, url: str, secret: str, wallet_id: str | None = None) -> dict:
+        return self._call("POST", "/sim/webhooks", {"url": url, "secret": secret, "walletId": wallet_id})
+
+    def webhook_status(self) -> dict:
+        return self._call("GET", "/sim/webhooks")
+
+    def clear_webhook(self) -> None:
+        self._call("DELETE", "/sim/webhooks")
+
+    # Blink's API -------------------------------------------------------------------------------
+
+    def graphql(
+        self, query: str, variables: dict | None = None, api_key: str | None = None, timeout: float = 10.0
+    ) -> requests.Response:
+        headers = {"X-API-KEY": api_key} if api_key else {}
+        return self._session.post(
+            self.graphql_url,
+            json={"query": query, "variables": variables or {}},
+            headers=headers,
+            timeout=timeout,
+        )
+
+    def create_invoice(
+        self, api_key: str, wallet_id: str, sats: int, memo: str = "", expires_in: int | None = None
+    ) -> dict:
+        """lnInvoiceCreate; returns the payload (`errors`, `invoice`)."""
+        query = (
+            "mutation($input: LnInvoiceCreateInput!) { lnInvoiceCreate(input: $input) {"
+            " errors { message code } invoice { paymentRequest paymentHash satoshis } } }"
+        )
+        variables = {"input": {"walletId": wallet_id, "amount": sats, "memo": memo, "expiresIn": expires_in}}
+        return self.graphql(query, variables, api_key).json()["data"]["lnInvoiceCreate"]
+
+    def pay_invoice(self, api_key: str, wallet_id: str, payment_request: str, memo: str = "") -> dict:
+        """lnInvoicePaymentSend; returns the payload (`errors`, `status`)."""
+        query = (
+            "mutation($input: LnInvoicePaymentInput!) { lnInvoicePaymentSend(input: $input) {"
+            " errors { message code } status } }"
+        )
+        variables = {"input": {"walletId": wallet_id, "paymentRequest": payment_request, "memo": memo}}
+        return self.graphql(query, variables, api_key).json()["data"]["lnInvoicePaymentSend"]
+
+
+class SimulatorProcess:
+    """`python -m blinksim` as a child process, for tests, benchmarks and the dev stack."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", threads: int = 128) -> None:
+        self.url = f"http://{host}:{port}"
+        self._args = [
+            sys.executable,
+            "-m",
+            "blinksim",
+            "--port",
+            str(port),
+            "--host",
+            host,
+            "--threads",
+            str(threads),
+        ]
+        self._process: subprocess.Popen | None = None
+
+    def start(self, wait_seconds: float = 20.0) -> SimControl:
+        self._process = subprocess.Popen(self._args, cwd=_REPO_ROOT)
+        control = SimControl(self.url)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise SimulatorError(f"simulator exited with code {self._process.returncode}")
+            try:
+                control.health()
+                return control
+            except (requests.RequestException, SimulatorError):
+                time.sleep(0.1)
+        self.stop()
+        raise SimulatorError(f"simulator not ready at {self.url} after {wait_seconds}s")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=5)
+        self._process = None
