@@ -1,0 +1,21 @@
+"""The Blink GraphQL client: typed calls, typed results, typed errors."""
+
+from .client import OPERATION_NAMES, BlinkClient, load_operations
+from .errors import BlinkError, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
+from .types import Invoice, InvoiceStatus, PaymentStatus, Wallet, WalletCurrency
+
+__all__ = [
+    "OPERATION_NAMES",
+    "BlinkClient",
+    "BlinkError",
+    "BlinkRejected",
+    "BlinkTimeout",
+    "BlinkUnauthorized",
+    "BlinkUnavailable",
+    "Invoice",
+    "InvoiceStatus",
+    "PaymentStatus",
+    "Wallet",
+    "WalletCurrency",
+    "load_operations",
+]

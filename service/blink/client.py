@@ -1,0 +1,478 @@
+"""BlinkClient: the service's only way to talk to Blink's GraphQL API.
+
+One pooled ``requests.Session`` shared by all threads; every request carries
+``(connect_timeout, read_timeout)``. Every failure becomes a typed ``BlinkError``
+(see errors.py), and no message, log record or exception carries an API key.
+
+Error mapping:
+- network error, HTTP 5xx or 429, malformed/non-JSON answer -> ``BlinkUnavailable`` (retryable);
+  no answer in time -> ``BlinkTimeout`` (a ``BlinkUnavailable``: a mutation may have happened).
+- HTTP 401/403, or top-level GraphQL errors about authentication -> ``BlinkUnauthorized``.
+- top-level GraphQL errors saying rate-limited or internal error -> ``BlinkUnavailable``;
+  any other top-level error -> ``BlinkRejected`` (code from ``extensions.code``, snake_case).
+- payload ``errors`` of a mutation, or payment status FAILURE -> ``BlinkRejected``.
+
+Only reads (accountDefaultWallet, lnInvoicePaymentStatusByHash, me) are retried, and only on
+``BlinkUnavailable``; mutations are sent once and the caller decides (a payment retry must reuse
+the same invoice, which Blink answers ALREADY_PAID when already paid).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from importlib import resources
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+
+from .errors import BlinkError, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
+from .types import Invoice, InvoiceStatus, PaymentStatus, Wallet, WalletCurrency
+
+logger = logging.getLogger(__name__)
+
+Observer = Callable[[str, float, str], None]
+
+DEFAULT_USER_AGENT = "blinkpos-payment-service/1.0"
+DEFAULT_POOL_SIZE = 64
+
+OP_CREATE_INVOICE = "LnInvoiceCreate"
+OP_CREATE_INVOICE_FOR_RECIPIENT = "LnInvoiceCreateOnBehalfOfRecipient"
+OP_DEFAULT_WALLET = "AccountDefaultWallet"
+OP_PAY_INVOICE = "LnInvoicePaymentSend"
+OP_INVOICE_STATUS = "LnInvoicePaymentStatusByHash"
+OP_WALLETS = "Wallets"
+
+# Every operation the client sends; the schema test checks the .graphql file holds exactly these.
+OPERATION_NAMES: frozenset[str] = frozenset(
+    {
+        OP_CREATE_INVOICE,
+        OP_CREATE_INVOICE_FOR_RECIPIENT,
+        OP_DEFAULT_WALLET,
+        OP_PAY_INVOICE,
+        OP_INVOICE_STATUS,
+        OP_WALLETS,
+    }
+)
+
+# Outcomes reported to the observer (and used as metric labels).
+OUTCOME_SUCCESS = "success"
+OUTCOME_TIMEOUT = "timeout"
+OUTCOME_UNAVAILABLE = "unavailable"
+OUTCOME_REJECTED = "rejected"
+OUTCOME_UNAUTHORIZED = "unauthorized"
+
+_AUTH_CODES = frozenset(
+    {"UNAUTHENTICATED", "NOT_AUTHENTICATED", "UNAUTHORIZED", "NOT_AUTHORIZED", "FORBIDDEN", "INVALID_API_KEY"}
+)
+_AUTH_MESSAGE = re.compile(r"(not |un)authori[sz]ed|(not |un)authenticated|invalid api key", re.I)
+_TRANSIENT_CODES = frozenset(
+    {"TOO_MANY_REQUEST", "TOO_MANY_REQUESTS", "RATE_LIMITED", "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"}
+)
+_TRANSIENT_MESSAGE = re.compile(r"rate.?limit|too many requests|internal server error", re.I)
+_PAYMENT_HASH = re.compile(r"^[0-9a-fA-F]{64}$")
+_OPERATION_START = re.compile(r"^(query|mutation)\s+([A-Za-z_][A-Za-z0-9_]*)")
+_MAX_MESSAGE_CHARS = 300
+_REDACTED = "[redacted]"
+
+
+@functools.cache
+def load_operations() -> dict[str, str]:
+    """Operation name -> GraphQL text, read once from operations.graphql (comments dropped)."""
+    source = resources.files(__package__).joinpath("operations.graphql").read_text(encoding="utf-8")
+    operations: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in source.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        start = _OPERATION_START.match(line)
+        if start:
+            name = start.group(2)
+            if name in operations:
+                raise ValueError(f"operation {name} is defined twice in operations.graphql")
+            current = operations[name] = []
+        if current is None:
+            raise ValueError("operations.graphql has text before its first operation")
+        current.append(line)
+    return {name: "\n".join(lines) + "\n" for name, lines in operations.items()}
+
+
+def _pooled_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    # No transport-level retries: whether a request may be resent is decided per operation.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _snake_case(code: str) -> str:
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", code.strip())
+    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()
+
+
+def _scrub(text: Any, secrets: Iterable[str]) -> str:
+    """A server-supplied message made safe to log: no secret, bounded length."""
+    result = str(text) if text is not None else ""
+    for secret in secrets:
+        if secret:
+            result = result.replace(secret, _REDACTED)
+    return result[:_MAX_MESSAGE_CHARS]
+
+
+def _outcome_of(error: BlinkError) -> str:
+    if isinstance(error, BlinkTimeout):
+        return OUTCOME_TIMEOUT
+    if isinstance(error, BlinkUnavailable):
+        return OUTCOME_UNAVAILABLE
+    if isinstance(error, BlinkUnauthorized):
+        return OUTCOME_UNAUTHORIZED
+    return OUTCOME_REJECTED
+
+
+def _is_read_timeout(error: requests.ConnectionError) -> bool:
+    # requests reports a timeout while reading the body as a ConnectionError wrapping urllib3's.
+    return any(isinstance(arg, ReadTimeoutError) for arg in error.args)
+
+
+class BlinkClient:
+    """Typed calls to Blink. Thread-safe: share one instance per process."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        session: requests.Session | None = None,
+        observer: Observer | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+        read_attempts: int = 3,
+        retry_backoff_seconds: float = 0.2,
+    ) -> None:
+        if read_attempts < 1:
+            raise ValueError("read_attempts must be at least 1")
+        self._api_url = api_url
+        self._timeout = (connect_timeout, read_timeout)
+        self._owns_session = session is None
+        self._session = session if session is not None else _pooled_session(DEFAULT_POOL_SIZE)
+        self._observer = observer
+        self._user_agent = user_agent
+        self._read_attempts = read_attempts
+        self._retry_backoff = retry_backoff_seconds
+        self._operations = load_operations()
+
+    def close(self) -> None:
+        """Closes the pooled connections (only when the client created the session)."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> BlinkClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- operations -------------------------------------------------------------------------
+
+    def create_invoice(
+        self,
+        api_key: str,
+        wallet_id: str,
+        sats: int,
+        memo: str | None,
+        expires_in_minutes: int | None = None,
+    ) -> Invoice:
+        """A BOLT11 invoice for ``sats`` on ``wallet_id``, a BTC wallet of ``api_key``'s account."""
+        _require_positive_sats(sats)
+        request: dict[str, Any] = {"walletId": wallet_id, "amount": sats}
+        _put_optional(request, memo=memo, expiresIn=expires_in_minutes)
+        data = self._request(OP_CREATE_INVOICE, {"input": request}, api_key)
+        payload = _object(data, "lnInvoiceCreate", OP_CREATE_INVOICE)
+        _raise_payload_errors(payload, OP_CREATE_INVOICE, (api_key,))
+        return _invoice(payload, sats, OP_CREATE_INVOICE)
+
+    def create_invoice_for_recipient(
+        self,
+        recipient_wallet_id: str,
+        sats: int,
+        memo: str | None,
+        expires_in_minutes: int | None = None,
+    ) -> Invoice:
+        """An invoice crediting any account's BTC wallet (a tip recipient); needs no API key."""
+        _require_positive_sats(sats)
+        request: dict[str, Any] = {"recipientWalletId": recipient_wallet_id, "amount": sats}
+        _put_optional(request, memo=memo, expiresIn=expires_in_minutes)
+        data = self._request(OP_CREATE_INVOICE_FOR_RECIPIENT, {"input": request}, None)
+        payload = _object(data, "lnInvoiceCreateOnBehalfOfRecipient", OP_CREATE_INVOICE_FOR_RECIPIENT)
+        _raise_payload_errors(payload, OP_CREATE_INVOICE_FOR_RECIPIENT, ())
+        return _invoice(payload, sats, OP_CREATE_INVOICE_FOR_RECIPIENT)
+
+    def default_btc_wallet(self, username: str) -> str:
+        """The BTC wallet id of ``username``.
+
+        Raises ``BlinkRejected`` with code ``recipient_not_found`` when Blink refuses the username
+        (the query is schema-checked, so a refusal can only concern the username), and
+        ``recipient_wallet_not_btc`` if Blink ever answers a non-BTC wallet.
+        """
+        try:
+            data = self._read(OP_DEFAULT_WALLET, {"username": username}, None)
+        except BlinkRejected as exc:
+            raise BlinkRejected(
+                "recipient_not_found",
+                f"no Blink account for username {username!r}",
+                operation=OP_DEFAULT_WALLET,
+            ) from exc
+        wallet = _object(data, "accountDefaultWallet", OP_DEFAULT_WALLET)
+        wallet_id = _string(wallet, "id", OP_DEFAULT_WALLET)
+        currency = _string(wallet, "currency", OP_DEFAULT_WALLET)
+        if currency != WalletCurrency.BTC:
+            raise BlinkRejected(
+                "recipient_wallet_not_btc",
+                f"default wallet of {username!r} is {currency}, not BTC",
+                operation=OP_DEFAULT_WALLET,
+            )
+        return wallet_id
+
+    def pay_invoice(
+        self, api_key: str, wallet_id: str, payment_request: str, memo: str | None = None
+    ) -> PaymentStatus:
+        """Pays ``payment_request`` from ``wallet_id``; sent once, never retried here.
+
+        SUCCESS, PENDING and ALREADY_PAID are returned; FAILURE or payload errors raise
+        ``BlinkRejected``. A ``BlinkUnavailable``/``BlinkTimeout`` leaves the outcome unknown:
+        paying the same invoice again is safe.
+        """
+        request: dict[str, Any] = {"walletId": wallet_id, "paymentRequest": payment_request}
+        _put_optional(request, memo=memo)
+        data = self._request(OP_PAY_INVOICE, {"input": request}, api_key)
+        payload = _object(data, "lnInvoicePaymentSend", OP_PAY_INVOICE)
+        # Errors win over a status: reporting a failure for a payment that went through is
+        # recoverable (the retry answers ALREADY_PAID); the reverse would lose a leg.
+        _raise_payload_errors(payload, OP_PAY_INVOICE, (api_key,))
+        status = payload.get("status")
+        if status == "FAILURE":
+            raise BlinkRejected(
+                "payment_failed", "Blink reported the payment as FAILURE", operation=OP_PAY_INVOICE
+            )
+        try:
+            return PaymentStatus(status)
+        except ValueError:
+            raise _malformed(OP_PAY_INVOICE, f"unknown payment status {status!r}") from None
+
+    def invoice_status(self, payment_hash: str) -> InvoiceStatus:
+        """PENDING, PAID or EXPIRED for the invoice with ``payment_hash``."""
+        data = self._read(OP_INVOICE_STATUS, {"input": {"paymentHash": payment_hash}}, None)
+        payload = _object(data, "lnInvoicePaymentStatusByHash", OP_INVOICE_STATUS)
+        status = payload.get("status")
+        try:
+            return InvoiceStatus(status)
+        except ValueError:
+            raise _malformed(OP_INVOICE_STATUS, f"unknown invoice status {status!r}") from None
+
+    def wallets(self, api_key: str) -> list[Wallet]:
+        """The wallets of the account that owns ``api_key``."""
+        data = self._read(OP_WALLETS, {}, api_key)
+        me = data.get("me")
+        if me is None:
+            raise BlinkUnauthorized("Blink knows no user for this API key", operation=OP_WALLETS)
+        if not isinstance(me, dict):
+            raise _malformed(OP_WALLETS, "me is not an object")
+        account = _object(me, "defaultAccount", OP_WALLETS)
+        entries = account.get("wallets")
+        if not isinstance(entries, list):
+            raise _malformed(OP_WALLETS, "wallets is not a list")
+        wallets = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise _malformed(OP_WALLETS, "a wallet is not an object")
+            wallets.append(
+                Wallet(
+                    id=_string(entry, "id", OP_WALLETS), currency=_string(entry, "walletCurrency", OP_WALLETS)
+                )
+            )
+        return wallets
+
+    # ---- transport --------------------------------------------------------------------------
+
+    def _read(self, operation: str, variables: dict[str, Any], api_key: str | None) -> dict[str, Any]:
+        """A read: retried a few times with a short exponential backoff on BlinkUnavailable."""
+        for attempt in range(1, self._read_attempts + 1):
+            try:
+                return self._request(operation, variables, api_key)
+            except BlinkUnavailable:
+                if attempt == self._read_attempts:
+                    raise
+                time.sleep(self._retry_backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # the loop either returns or raises
+
+    def _request(self, operation: str, variables: dict[str, Any], api_key: str | None) -> dict[str, Any]:
+        """One HTTP round trip; reports to the observer and logs failures (without secrets)."""
+        started = time.monotonic()
+        outcome = OUTCOME_SUCCESS
+        try:
+            return self._send(operation, variables, api_key)
+        except BlinkError as exc:
+            outcome = _outcome_of(exc)
+            logger.warning(
+                "blink_call_failed operation=%s outcome=%s code=%s",
+                operation,
+                outcome,
+                exc.code,
+                extra={"blink_operation": operation, "outcome": outcome, "error_code": exc.code},
+            )
+            raise
+        finally:
+            if self._observer is not None:
+                self._observer(operation, time.monotonic() - started, outcome)
+
+    def _send(self, operation: str, variables: dict[str, Any], api_key: str | None) -> dict[str, Any]:
+        headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        if api_key:
+            headers["X-API-KEY"] = api_key
+        body = {"query": self._operations[operation], "variables": variables, "operationName": operation}
+        # The requests exception is dropped ("from None"): it holds the prepared request, headers
+        # (the API key) included, and nothing of it is needed beyond its class name.
+        try:
+            response = self._session.post(self._api_url, json=body, headers=headers, timeout=self._timeout)
+        except requests.Timeout:
+            raise BlinkTimeout(
+                f"no answer from Blink within {self._timeout} s", operation=operation
+            ) from None
+        except requests.ConnectionError as exc:
+            if _is_read_timeout(exc):
+                raise BlinkTimeout(
+                    f"Blink answer stalled beyond {self._timeout} s", operation=operation
+                ) from None
+            raise BlinkUnavailable(
+                f"cannot reach Blink ({type(exc).__name__})", code="network_error", operation=operation
+            ) from None
+        except requests.RequestException as exc:
+            raise BlinkUnavailable(
+                f"request to Blink failed ({type(exc).__name__})", code="network_error", operation=operation
+            ) from None
+        return _decode(response, operation, (api_key,) if api_key else ())
+
+
+def _decode(response: requests.Response, operation: str, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """The ``data`` object of a GraphQL answer, or the typed error it amounts to."""
+    status = response.status_code
+    if status in (401, 403):
+        raise BlinkUnauthorized(f"Blink refused the API key (HTTP {status})", operation=operation)
+    if status == 429:
+        raise BlinkUnavailable(
+            "Blink rate limit reached (HTTP 429)", code="rate_limited", operation=operation
+        )
+    if status >= 500:
+        raise BlinkUnavailable(f"Blink answered HTTP {status}", code=f"http_{status}", operation=operation)
+    try:
+        payload = response.json()
+    except ValueError:
+        if status >= 400:
+            raise BlinkRejected(
+                f"http_{status}", f"Blink answered HTTP {status}", operation=operation
+            ) from None
+        raise _malformed(operation, "answer is not JSON") from None
+    if not isinstance(payload, dict):
+        raise _malformed(operation, "answer is not a JSON object")
+    errors = payload.get("errors")
+    if errors:
+        raise _top_level_error(errors, operation, secrets)
+    if status >= 400:
+        raise BlinkRejected(f"http_{status}", f"Blink answered HTTP {status}", operation=operation)
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise _malformed(operation, "answer has no data")
+    return data
+
+
+def _top_level_error(errors: Any, operation: str, secrets: tuple[str, ...]) -> BlinkError:
+    if not isinstance(errors, list):
+        return _malformed(operation, "errors is not a list")
+    entries = [entry for entry in errors if isinstance(entry, Mapping)] or [{}]
+    codes = [_error_code(entry) for entry in entries]
+    messages = [_scrub(entry.get("message"), secrets) for entry in entries]
+    if any(code in _AUTH_CODES for code in codes) or any(_AUTH_MESSAGE.search(m) for m in messages):
+        return BlinkUnauthorized(messages[0] or "Blink refused the API key", operation=operation)
+    if any(code in _TRANSIENT_CODES for code in codes) or any(_TRANSIENT_MESSAGE.search(m) for m in messages):
+        return BlinkUnavailable(messages[0] or "Blink is busy", code="blink_busy", operation=operation)
+    return BlinkRejected(
+        _snake_case(codes[0]) or "graphql_error", messages[0] or "GraphQL error", operation=operation
+    )
+
+
+def _error_code(entry: Mapping[str, Any]) -> str:
+    extensions = entry.get("extensions")
+    code = extensions.get("code") if isinstance(extensions, Mapping) else None
+    code = code or entry.get("code")
+    return str(code).upper() if code else ""
+
+
+def _raise_payload_errors(payload: dict[str, Any], operation: str, secrets: tuple[str, ...]) -> None:
+    errors = payload.get("errors")
+    if not errors:
+        return
+    if not isinstance(errors, list):
+        raise _malformed(operation, "payload errors is not a list")
+    first = errors[0] if isinstance(errors[0], Mapping) else {}
+    code = _snake_case(str(first.get("code") or "")) or "blink_rejected"
+    raise BlinkRejected(
+        code, _scrub(first.get("message"), secrets) or "rejected by Blink", operation=operation
+    )
+
+
+def _invoice(payload: dict[str, Any], requested_sats: int, operation: str) -> Invoice:
+    invoice = _object(payload, "invoice", operation)
+    payment_hash = _string(invoice, "paymentHash", operation)
+    if not _PAYMENT_HASH.match(payment_hash):
+        raise _malformed(operation, "paymentHash is not 64 hex digits")
+    satoshis = invoice.get("satoshis")
+    if not isinstance(satoshis, int) or isinstance(satoshis, bool):
+        raise _malformed(operation, "satoshis is not an integer")
+    if satoshis != requested_sats:
+        # An invoice for another amount must never be stored or paid.
+        raise BlinkRejected(
+            "amount_mismatch", f"asked {requested_sats} sats, Blink issued {satoshis}", operation=operation
+        )
+    return Invoice(
+        payment_request=_string(invoice, "paymentRequest", operation),
+        payment_hash=payment_hash,
+        satoshis=satoshis,
+    )
+
+
+def _object(parent: Mapping[str, Any], name: str, operation: str) -> dict[str, Any]:
+    value = parent.get(name)
+    if not isinstance(value, dict):
+        raise _malformed(operation, f"{name} is missing")
+    return value
+
+
+def _string(parent: Mapping[str, Any], name: str, operation: str) -> str:
+    value = parent.get(name)
+    if not isinstance(value, str) or not value:
+        raise _malformed(operation, f"{name} is missing")
+    return value
+
+
+def _malformed(operation: str, detail: str) -> BlinkUnavailable:
+    return BlinkUnavailable(
+        f"malformed answer from Blink: {detail}", code="malformed_response", operation=operation
+    )
+
+
+def _require_positive_sats(sats: int) -> None:
+    # Blink rejects 0-sat invoices; a non-int here is a programming error, not a Blink answer.
+    if not isinstance(sats, int) or isinstance(sats, bool) or sats <= 0:
+        raise ValueError(f"sats must be a positive integer, got {sats!r}")
+
+
+def _put_optional(target: dict[str, Any], **values: Any) -> None:
+    for name, value in values.items():
+        if value is not None:
+            target[name] = value
