@@ -1,0 +1,151 @@
+"""Liveness, readiness and the detailed health report (DESIGN §4).
+
+- `/livez` touches nothing: the process answers, that is all.
+- `/readyz` is what a load balancer asks: Postgres reachable and its schema the one this code expects.
+- `/api/health` reports every dependency. Redis down only degrades the service (Postgres is the
+  truth), Postgres down makes it unhealthy (503). Each check is bounded well under a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, jsonify
+from redis.exceptions import RedisError
+
+from service.context import AppServices, services
+
+health_blueprint = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+# Bounds for one check; the pool's own timeout and the Redis socket timeout are the inner guards.
+POSTGRES_CHECK_TIMEOUT_SECONDS = 0.8
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    up: bool
+    latency_ms: float
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "up" if self.up else "down", "latencyMs": self.latency_ms}
+        if self.reason:
+            body["reason"] = self.reason
+        body.update(self.extra)
+        return body
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def check_postgres(app_services: AppServices) -> CheckResult:
+    """Reachable within the bound, and the schema version equals what this code expects."""
+    from service.store.errors import StoreUnavailable
+
+    started = time.perf_counter()
+    expected = app_services.expected_schema_version
+    try:
+        app_services.db.ping(POSTGRES_CHECK_TIMEOUT_SECONDS)
+        version = app_services.db.schema_version()
+    except StoreUnavailable as exc:
+        log.warning("health_postgres_down", extra={"error_type": type(exc).__name__})
+        return CheckResult(False, _elapsed_ms(started), "unreachable")
+    extra = {"schemaVersion": version, "expectedSchemaVersion": expected, "pool": pool_report(app_services)}
+    if version != expected:
+        return CheckResult(False, _elapsed_ms(started), "schema_version_mismatch", extra)
+    return CheckResult(True, _elapsed_ms(started), None, extra)
+
+
+def check_redis(app_services: AppServices) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        app_services.redis.ping()
+    except (RedisError, OSError) as exc:
+        log.warning("health_redis_down", extra={"error_type": type(exc).__name__})
+        return CheckResult(False, _elapsed_ms(started), "unreachable")
+    return CheckResult(True, _elapsed_ms(started))
+
+
+def blink_config_report(app_services: AppServices) -> dict[str, Any]:
+    """Which Blink settings are present; never their values (the host only, for the API URL)."""
+    config = app_services.config
+    return {
+        "status": "configured" if config.blinkpos_api_key and config.blinkpos_btc_wallet_id else "missing",
+        "apiHost": urlsplit(config.blink_api_url).hostname,
+        "posWalletConfigured": bool(config.blinkpos_btc_wallet_id),
+        "posApiKeyConfigured": bool(config.blinkpos_api_key),
+        "webhookSecretConfigured": bool(config.blink_webhook_secret),
+    }
+
+
+def pool_report(app_services: AppServices) -> dict[str, int]:
+    """The Postgres pool's size, idle connections and waiting requests (this process)."""
+    stats = app_services.db.pool.get_stats()
+    return {
+        "size": stats.get("pool_size", 0),
+        "available": stats.get("pool_available", 0),
+        "max": stats.get("pool_max", 0),
+        "waiting": stats.get("requests_waiting", 0),
+    }
+
+
+def worker_report(app_services: AppServices) -> dict[str, Any]:
+    """Age of the freshest worker heartbeat (None: no worker has run); informative, not a status."""
+    from service.store.errors import StoreUnavailable
+    from service.worker import heartbeat_age_seconds
+
+    try:
+        return {"heartbeatAgeSeconds": heartbeat_age_seconds(app_services.db)}
+    except StoreUnavailable:
+        return {"heartbeatAgeSeconds": None}
+
+
+@health_blueprint.get("/livez")
+def livez() -> Response:
+    return jsonify({"status": "alive"})
+
+
+@health_blueprint.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    postgres = check_postgres(services())
+    if postgres.up:
+        return jsonify({"status": "ready"}), 200
+    return jsonify({"status": "not_ready", "reason": f"postgres_{postgres.reason}"}), 503
+
+
+@health_blueprint.get("/api/health")
+def api_health() -> tuple[Response, int]:
+    from service import __version__
+
+    started = time.perf_counter()
+    app_services = services()
+    postgres = check_postgres(app_services)
+    redis = check_redis(app_services)
+    if not postgres.up:
+        status, http_status = "unhealthy", 503
+    elif not redis.up:
+        status, http_status = "degraded", 200
+    else:
+        status, http_status = "healthy", 200
+    body = {
+        "status": status,
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "uptime": round(app_services.uptime_seconds(), 3),
+        "version": __version__,
+        "responseTime": _elapsed_ms(started),
+        "checks": {
+            "redis": redis.as_json(),
+            "postgres": postgres.as_json(),
+            "blinkConfig": blink_config_report(app_services),
+            "worker": worker_report(app_services) if postgres.up else {"heartbeatAgeSeconds": None},
+        },
+    }
+    return jsonify(body), http_status

@@ -1,0 +1,219 @@
+"""The command line: `python -m service <command>`.
+
+    dev            embedded Postgres + Valkey (+ simulator) and the app, data under .dev/
+    db upgrade     apply pending migrations to DATABASE_URL
+    config check   validate the environment and exit (0 ok, 2 with one line naming the problems)
+
+Each command is a function `(args) -> exit status` registered in `build_parser`; add new ones
+(demo, worker, splits failed|retry) the same way. Output for humans goes through `say`; logs stay
+JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import requests
+
+from service.config import ConfigError
+
+CONFIG_ERROR_EXIT_STATUS = 2
+
+
+def say(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m service", description="BlinkPOS payment service")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    dev = commands.add_parser("dev", help="run the whole stack locally (data under .dev/)")
+    dev.add_argument("--port", type=int, default=8080, help="HTTP port of the service (default 8080)")
+    dev.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    dev.add_argument("--dev-dir", type=Path, default=Path(".dev"), help="where the dev data lives")
+    dev.add_argument("--simulator-port", type=int, default=None, help="simulator port (default: a free one)")
+    dev.set_defaults(handler=run_dev)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="db-command")
+    upgrade = db_commands.add_parser("upgrade", help="apply pending migrations to DATABASE_URL")
+    upgrade.set_defaults(handler=run_db_upgrade)
+
+    config = commands.add_parser("config", help="configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="config-command")
+    check = config_commands.add_parser("check", help="validate the environment's settings")
+    check.set_defaults(handler=run_config_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        sys.stderr.write(f"blinkpos: {error}\n")
+        return CONFIG_ERROR_EXIT_STATUS
+
+
+def run_config_check(_args: argparse.Namespace) -> int:
+    from service.config import Config
+
+    Config.from_env()
+    say("configuration ok")
+    return 0
+
+
+def run_db_upgrade(_args: argparse.Namespace) -> int:
+    from service.config import database_url_from_env
+    from service.logging import configure_logging
+    from service.store import migrations
+
+    database_url = database_url_from_env()
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
+    migrations.upgrade(database_url)
+    say(f"database schema at version {migrations.expected_version()}")
+    return 0
+
+
+# --- dev ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DevAccounts:
+    """What the simulator seeding produced: the POS wallet the service uses, plus demo accounts."""
+
+    pos_api_key: str
+    pos_wallet_id: str
+    demo: dict[str, dict[str, Any]] = field(default_factory=dict)  # username -> /sim/accounts answer
+
+
+PLACEHOLDER_ACCOUNTS = DevAccounts(pos_api_key="dev-no-simulator", pos_wallet_id="dev-no-simulator")
+DEMO_USERNAMES = ("demo_merchant", "alice", "bob")
+POS_USERNAME = "blinkpos"
+
+
+def seed_simulator(simulator_url: str) -> DevAccounts:
+    """HOOK (simulator seeding): the POS account, a demo merchant and tip recipients alice and bob.
+
+    Uses the simulator's control API (DESIGN §6: POST /sim/accounts). The simulator's owner may
+    replace this with richer seeding (balances, webhooks); keep the return type.
+    """
+    answers: dict[str, dict[str, Any]] = {}
+    for username in (POS_USERNAME, *DEMO_USERNAMES):
+        body: dict[str, Any] = {"username": username}
+        if username != POS_USERNAME:
+            body["balance"] = 100_000
+        response = requests.post(f"{simulator_url}/sim/accounts", json=body, timeout=5)
+        response.raise_for_status()
+        answers[username] = response.json()
+    pos = answers.pop(POS_USERNAME)
+    return DevAccounts(pos_api_key=pos["apiKey"], pos_wallet_id=pos["btcWalletId"], demo=answers)
+
+
+def start_dev_worker(app: Any) -> Any | None:
+    """HOOK (worker): start the background worker for the dev stack; return something with stop()."""
+    return None
+
+
+def dev_config(database_url: str, redis_url: str, blink_api_url: str, accounts: DevAccounts, key: str) -> Any:
+    """The environment, with the dev stack's servers and accounts laid over it."""
+    from service.config import Config
+
+    overlay = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "BLINK_API_URL": blink_api_url,
+        "BLINKPOS_API_KEY": accounts.pos_api_key,
+        "BLINKPOS_BTC_WALLET_ID": accounts.pos_wallet_id,
+        "API_KEY_ENCRYPTION_KEY": key,
+    }
+    return Config.from_env({"ENVIRONMENT": "development", **os.environ, **overlay})
+
+
+def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds serve_forever like Ctrl-C, so the finally blocks run
+
+
+def _ignore_stop_signals() -> None:
+    """While shutting down, a second Ctrl-C or SIGTERM must not cut the cleanup short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from service import create_app
+    from service.devstack import DevStack, dev_encryption_key
+    from service.store import migrations
+
+    previous_handlers = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stack = DevStack(dev_dir=args.dev_dir, simulator_port=args.simulator_port)
+    app = server = worker = None
+    try:
+        say("starting embedded PostgreSQL and Valkey (first run: initdb takes a few seconds)...")
+        stack.start()
+        assert stack.postgres is not None and stack.valkey is not None
+        migrations.upgrade(stack.postgres.url)
+        if stack.simulator is not None:
+            accounts = seed_simulator(stack.simulator.base_url)
+            blink_api_url = stack.simulator.graphql_url
+        else:
+            accounts, blink_api_url = PLACEHOLDER_ACCOUNTS, "http://127.0.0.1:9/graphql"
+        config = dev_config(
+            stack.postgres.url, stack.valkey.url, blink_api_url, accounts, dev_encryption_key(stack.dev_dir)
+        )
+        app = create_app(config)
+        worker = start_dev_worker(app)
+        server = make_server(args.host, args.port, app, threaded=True)
+        _print_dev_summary(args, stack, accounts)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        say("stopping...")
+    finally:
+        _ignore_stop_signals()
+        if server is not None:
+            server.server_close()
+        if worker is not None:
+            worker.stop()
+        if app is not None:
+            app.extensions["blinkpos"].close()
+        stack.stop()
+        signal.signal(signal.SIGINT, previous_handlers[0])
+        signal.signal(signal.SIGTERM, previous_handlers[1])
+    say("stopped")
+    return 0
+
+
+def _print_dev_summary(args: argparse.Namespace, stack: Any, accounts: DevAccounts) -> None:
+    base = f"http://{args.host}:{args.port}"
+    say()
+    say(f"service     {base}   (health: {base}/api/health)")
+    say(f"postgres    {stack.postgres.url}")
+    say(f"valkey      {stack.valkey.url}")
+    if stack.simulator is not None:
+        say(f"simulator   {stack.simulator.base_url}   (GraphQL: {stack.simulator.graphql_url})")
+        merchant = accounts.demo.get("demo_merchant")
+        if merchant:
+            say(f"demo merchant  apiKey={merchant['apiKey']}  walletId={merchant['btcWalletId']}")
+            say("make a sale:")
+            say(
+                f"  curl -s {base}/api/blink/create-invoice -H 'Content-Type: application/json' -d "
+                f"'{{\"amount\": 1100, \"currency\": \"BTC\", \"baseAmount\": 1000, \"tipAmount\": 100, "
+                f"\"tipRecipient\": \"alice\", \"apiKey\": \"{merchant['apiKey']}\", "
+                f"\"userWalletId\": \"{merchant['btcWalletId']}\", \"memo\": \"demo sale\"}}'"
+            )
+    for note in stack.notes:
+        say(f"note: {note}")
+    say("Ctrl-C stops everything (data stays in .dev/)")
+    say()

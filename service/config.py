@@ -1,0 +1,293 @@
+"""Every setting of the service, read from the environment in one place (12-factor).
+
+`Config.from_env()` validates everything at once and raises `ConfigError` naming every missing or
+invalid variable in a single line, so an operator fixes them all in one go.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_BLINK_API_URL = "https://api.blink.sv/graphql"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENCRYPTION_KEY_BYTES = 32
+
+
+class ConfigError(Exception):
+    """Missing or invalid settings; the message is one line and never contains a value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = field(repr=False)  # may carry a password
+    redis_url: str = field(repr=False)
+    blinkpos_api_key: str = field(repr=False)
+    blinkpos_btc_wallet_id: str
+    api_key_encryption_key: str = field(repr=False)
+    redis_password: str | None = field(default=None, repr=False)
+    blink_api_url: str = DEFAULT_BLINK_API_URL
+    blink_webhook_secret: str | None = field(default=None, repr=False)
+    tip_ttl_seconds: int = 86400
+    tip_store_file: str | None = None
+    max_invoice_sats: int = 10_000_000
+    pg_pool_min_size: int = 2
+    pg_pool_max_size: int = 10
+    pg_connect_timeout_seconds: float = 5.0
+    redis_socket_timeout_seconds: float = 0.5
+    blink_connect_timeout_seconds: float = 3.0
+    blink_read_timeout_seconds: float = 15.0
+    forward_lease_seconds: int = 300
+    leg_max_attempts: int = 10
+    rate_limit_per_wallet_per_minute: int = 60
+    rate_limit_per_ip_per_minute: int = 120
+    cors_allowed_origins: tuple[str, ...] = ()
+    environment: str = "production"
+    log_level: str = "INFO"
+    worker_poll_seconds: float = 1.0
+    pending_poll_after_seconds: int = 30
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Build and validate the configuration; raise ConfigError listing every problem."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        values: dict[str, Any] = {}
+        for spec in _SPECS:
+            values[spec.attribute] = reader.read(spec)
+        config_values = {k: v for k, v in values.items() if v is not _MISSING}
+        reader.check_relations(config_values)
+        if reader.problems:
+            raise ConfigError(reader.problems)
+        return cls(**config_values)
+
+    @classmethod
+    def for_tests(cls, **overrides: Any) -> Config:
+        """A valid configuration with placeholder values, for unit tests that need no servers."""
+        values: dict[str, Any] = {
+            "database_url": "postgresql://postgres@/postgres?host=/nonexistent",
+            "redis_url": "redis://127.0.0.1:9/0",
+            "blinkpos_api_key": "blink_test_pos_key",
+            "blinkpos_btc_wallet_id": "test-pos-btc-wallet",
+            "api_key_encryption_key": base64.urlsafe_b64encode(bytes(range(32))).decode(),
+            "blink_api_url": "http://127.0.0.1:9/graphql",
+            "environment": "test",
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class _Spec:
+    variable: str
+    parse: Callable[[str], Any]
+    default: Any = _MISSING  # _MISSING means required
+
+    @property
+    def attribute(self) -> str:
+        return self.variable.lower()
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _optional_text(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
+def _positive_seconds(raw: str) -> float:
+    value = float(raw.strip())
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")):
+            raise ValueError("must be comma-separated http(s) origins")
+    return origins
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError("must be one of " + "/".join(LOG_LEVELS))
+    return level
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = _text(raw)
+        if not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+            raise ValueError("must start with " + " or ".join(f"{s}://" for s in schemes))
+        return value
+
+    return parse
+
+
+def _webhook_secret(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not value.startswith("whsec_"):
+        raise ValueError("must start with whsec_")
+    try:
+        base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be whsec_ followed by base64") from None
+    return value
+
+
+def parse_encryption_keys(raw: str) -> dict[int, bytes]:
+    """`<key>` (key id 1) or `3:<key>,2:<key>,...` (first is active); each key urlsafe base64 of 32 bytes.
+
+    Returns key id -> key bytes in the given order. Raises ValueError without echoing any key material.
+    """
+    entries = [part.strip() for part in raw.split(",") if part.strip()]
+    if not entries:
+        raise ValueError("must not be empty")
+    keys: dict[int, bytes] = {}
+    for entry in entries:
+        if ":" in entry:
+            key_id_text, encoded = entry.split(":", 1)
+            try:
+                key_id = int(key_id_text)
+            except ValueError:
+                raise ValueError("key ids must be positive integers") from None
+            if key_id <= 0:
+                raise ValueError("key ids must be positive integers")
+        elif len(entries) == 1:
+            key_id, encoded = 1, entry
+        else:
+            raise ValueError("with several keys each must be written as <id>:<key>")
+        if key_id in keys:
+            raise ValueError("key ids must be unique")
+        keys[key_id] = _decode_key(encoded)
+    return keys
+
+
+def _decode_key(encoded: str) -> bytes:
+    padded = encoded + "=" * (-len(encoded) % 4)
+    try:
+        key = base64.urlsafe_b64decode(padded.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise ValueError("each key must be urlsafe base64") from None
+    if len(key) != ENCRYPTION_KEY_BYTES:
+        raise ValueError(f"each key must decode to {ENCRYPTION_KEY_BYTES} bytes")
+    return key
+
+
+def _encryption_key(raw: str) -> str:
+    value = _text(raw)
+    parse_encryption_keys(value)
+    return value
+
+
+_SPECS: tuple[_Spec, ...] = (
+    _Spec("DATABASE_URL", _url(("postgresql", "postgres"))),
+    _Spec("REDIS_URL", _url(("redis", "rediss", "unix"))),
+    _Spec("REDIS_PASSWORD", _optional_text, None),
+    _Spec("BLINK_API_URL", _url(("http", "https")), DEFAULT_BLINK_API_URL),
+    _Spec("BLINKPOS_API_KEY", _text),
+    _Spec("BLINKPOS_BTC_WALLET_ID", _text),
+    _Spec("BLINK_WEBHOOK_SECRET", _webhook_secret, None),
+    _Spec("API_KEY_ENCRYPTION_KEY", _encryption_key),
+    _Spec("TIP_TTL_SECONDS", _positive_int, 86400),
+    _Spec("TIP_STORE_FILE", _optional_text, None),
+    _Spec("MAX_INVOICE_SATS", _positive_int, 10_000_000),
+    _Spec("PG_POOL_MIN_SIZE", _non_negative_int, 2),
+    _Spec("PG_POOL_MAX_SIZE", _positive_int, 10),
+    _Spec("PG_CONNECT_TIMEOUT_SECONDS", _positive_seconds, 5.0),
+    _Spec("REDIS_SOCKET_TIMEOUT_SECONDS", _positive_seconds, 0.5),
+    _Spec("BLINK_CONNECT_TIMEOUT_SECONDS", _positive_seconds, 3.0),
+    _Spec("BLINK_READ_TIMEOUT_SECONDS", _positive_seconds, 15.0),
+    _Spec("FORWARD_LEASE_SECONDS", _positive_int, 300),
+    _Spec("LEG_MAX_ATTEMPTS", _positive_int, 10),
+    _Spec("RATE_LIMIT_PER_WALLET_PER_MINUTE", _positive_int, 60),
+    _Spec("RATE_LIMIT_PER_IP_PER_MINUTE", _positive_int, 120),
+    _Spec("CORS_ALLOWED_ORIGINS", _origins, ()),
+    _Spec("ENVIRONMENT", _text, "production"),
+    _Spec("LOG_LEVEL", _log_level, "INFO"),
+    _Spec("WORKER_POLL_SECONDS", _positive_seconds, 1.0),
+    _Spec("PENDING_POLL_AFTER_SECONDS", _positive_int, 30),
+)
+
+# The variable names, in documentation order (README and .env.example list the same).
+VARIABLES: tuple[str, ...] = tuple(spec.variable for spec in _SPECS)
+
+
+def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """Only DATABASE_URL, validated: for commands that need nothing else (`db upgrade`)."""
+    reader = _Reader(os.environ if environ is None else environ)
+    value = reader.read(next(spec for spec in _SPECS if spec.variable == "DATABASE_URL"))
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return value
+
+
+class _Reader:
+    """Collects every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+        self.missing: list[str] = []
+
+    def read(self, spec: _Spec) -> Any:
+        raw = self.env.get(spec.variable)
+        if raw is None or not raw.strip():  # an empty line in a .env file means "unset"
+            if spec.default is _MISSING:
+                self._missing(spec.variable)
+            return spec.default
+        try:
+            return spec.parse(raw)
+        except ValueError as exc:
+            # int()/float() messages echo the value; keep ours, which never do.
+            reason = str(exc) if not str(exc).startswith(("invalid literal", "could not convert")) else ""
+            self.problems.append(f"{spec.variable} {reason or 'is not a valid number'}")
+            return _MISSING
+
+    def _missing(self, variable: str) -> None:
+        self.missing.append(variable)
+        if len(self.missing) == 1:
+            self.problems.insert(0, "")
+        self.problems[0] = "missing " + ", ".join(self.missing)
+
+    def check_relations(self, values: Mapping[str, Any]) -> None:
+        low, high = values.get("pg_pool_min_size"), values.get("pg_pool_max_size")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            self.problems.append("PG_POOL_MIN_SIZE must not exceed PG_POOL_MAX_SIZE")

@@ -1,0 +1,161 @@
+"""The payment domain model shared by the store, the business rules and the API.
+
+All amounts are integer satoshis. Dataclasses are frozen: a state change is a new value
+returned by the store, never an in-place edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+
+
+class SplitStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FORWARDING = "forwarding"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class LegStatus(StrEnum):
+    PLANNED = "planned"
+    INVOICED = "invoiced"
+    SENDING = "sending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class LegKind(StrEnum):
+    BASE = "base"
+    TIP = "tip"
+
+
+@dataclass(frozen=True)
+class TipRecipient:
+    """A Blink username with a positive weight; shares are relative, not percentages."""
+
+    username: str
+    share: Fraction = Fraction(1)
+
+    def to_json(self) -> dict[str, str]:
+        # The share is serialised as a string so "1/3" survives a JSON round trip exactly.
+        return {"username": self.username, "share": str(self.share)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TipRecipient:
+        return cls(username=str(data["username"]), share=parse_share(data.get("share", 1)))
+
+
+def parse_share(value: object) -> Fraction:
+    """A share given as int, float, decimal string or "a/b"; floats go through str to stay exact."""
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("share must be a number")
+    return Fraction(str(value).strip())
+
+
+@dataclass(frozen=True)
+class PlannedLeg:
+    """One outgoing payment as planned at invoice creation.
+
+    recipient is the merchant wallet id for BASE and the Blink username for TIP.
+    """
+
+    kind: LegKind
+    recipient: str
+    sats: int
+    position: int
+    # The BTC wallet the create-invoice check resolved (the merchant wallet for BASE), so the
+    # payout goes where the check looked.
+    recipient_wallet_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NewSplit:
+    """What create-invoice hands to the store. merchant_api_key is plaintext; the store encrypts it."""
+
+    payment_hash: str
+    payment_request: str
+    invoice_sats: int
+    base_sats: int
+    tip_sats: int
+    tip_percent: Decimal | None
+    merchant_wallet_id: str
+    merchant_api_key: str = field(repr=False)
+    tip_recipients: tuple[TipRecipient, ...]
+    legs: tuple[PlannedLeg, ...]
+    display_currency: str
+    base_amount_display: Decimal | None
+    tip_amount_display: Decimal | None
+    memo: str | None
+    environment: str
+    expires_at: datetime
+    client_total_sats: int | None = None
+
+
+@dataclass(frozen=True)
+class Leg:
+    id: int
+    split_id: int
+    kind: LegKind
+    recipient: str
+    recipient_wallet_id: str | None
+    sats: int
+    position: int
+    status: LegStatus
+    payment_request: str | None
+    payment_hash: str | None
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Split:
+    """A POS invoice and its planned payouts.
+
+    merchant_key_ciphertext is the AES-GCM token of the merchant's API key (never the
+    plaintext); only SplitStore.merchant_api_key(split) turns it back into a key.
+    id is None for a record read from the legacy file (it is not in Postgres).
+    """
+
+    id: int | None
+    payment_hash: str
+    payment_request: str
+    invoice_sats: int
+    base_sats: int
+    tip_sats: int
+    tip_percent: Decimal | None
+    merchant_wallet_id: str
+    merchant_key_fingerprint: str
+    tip_recipients: tuple[TipRecipient, ...]
+    display_currency: str
+    base_amount_display: Decimal | None
+    tip_amount_display: Decimal | None
+    memo: str | None
+    environment: str
+    status: SplitStatus
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+    processed_at: datetime | None
+    last_error: str | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    legs: tuple[Leg, ...] = ()
+    client_total_sats: int | None = None
+    merchant_key_ciphertext: str = field(default="", repr=False)
+
+    @property
+    def has_tip(self) -> bool:
+        return self.tip_sats > 0
+
+    def leg(self, leg_id: int) -> Leg | None:
+        return next((leg for leg in self.legs if leg.id == leg_id), None)

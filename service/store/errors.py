@@ -1,0 +1,54 @@
+"""Typed errors of the store layer; messages never carry keys, ciphertexts or SQL values."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every error raised by service.store."""
+
+
+class StoreUnavailable(StoreError):
+    """Postgres cannot be reached (or the pool is exhausted): the API answers 503."""
+
+
+class ConstraintViolation(StoreError):
+    """The database refused a write because it breaks a table constraint."""
+
+    def __init__(self, constraint: str | None, message: str = "constraint violated") -> None:
+        self.constraint = constraint
+        super().__init__(f"{message}: {constraint}" if constraint else message)
+
+
+class DuplicateSplit(ConstraintViolation):
+    """A split with this payment hash already exists."""
+
+    def __init__(self, constraint: str | None = None) -> None:
+        super().__init__(constraint, "a split with this payment hash already exists")
+
+
+class SplitNotFound(StoreError):
+    """No split with this payment hash is stored."""
+
+
+class SplitNotCompletable(StoreError):
+    """complete() was refused: a leg is not settled, or the caller does not hold the lease."""
+
+
+class MigrationError(StoreError):
+    """The migrations on disk and those recorded in the database disagree, or the lock timed out."""
+
+
+class CryptoError(StoreError):
+    """Base of the KeyBox errors; never includes plaintext or key material."""
+
+
+class InvalidKeySetting(CryptoError, ValueError):
+    """API_KEY_ENCRYPTION_KEY is malformed."""
+
+
+class UnknownKeyId(CryptoError):
+    """A ciphertext names a key id that is not configured."""
+
+
+class DecryptionFailed(CryptoError):
+    """A ciphertext is malformed, was tampered with, or belongs to another split."""

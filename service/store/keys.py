@@ -1,0 +1,51 @@
+"""Every Redis key name the service writes, and every TTL (DESIGN 2: every key expires).
+
+Key names are part of the contract with the deployed system: change them here only.
+"""
+
+from __future__ import annotations
+
+# tip:{hash} lives as long as the invoice (Config.tip_ttl_seconds, default 24 h); when the
+# hot copy is re-warmed after expiry (a late payment being forwarded) it gets at least this.
+TIP_MIN_TTL_SECONDS = 300
+PAYMENT_LOCK_TTL_SECONDS = 300
+RECIPIENT_STATS_TTL_SECONDS = 3600
+WALLET_OWNER_TTL_SECONDS = 600
+RECIPIENT_WALLET_TTL_SECONDS = 600
+RATE_LIMIT_WINDOW_SECONDS = 60
+# Svix retries a delivery for about 28 hours (../shared/blink/README.md): remember ids longer.
+WEBHOOK_DEDUP_TTL_SECONDS = 3 * 24 * 3600
+
+
+def tip(payment_hash: str) -> str:
+    """The hot copy of a split (API key only as ciphertext)."""
+    return f"tip:{payment_hash}"
+
+
+def payment_lock(payment_hash: str) -> str:
+    """SET NX fast path before the Postgres claim (the claim is the real guard)."""
+    return f"lock:payment:{payment_hash}"
+
+
+def rate_limit(scope: str, identity: str, window: int) -> str:
+    """A per-window counter; window is the window's index (epoch seconds // window length)."""
+    return f"ratelimit:{scope}:{identity}:{window}"
+
+
+def recipient_stats(username: str) -> str:
+    return f"stats:recipient:{username.lower()}"
+
+
+def wallet_owner(fingerprint: str, wallet_id: str) -> str:
+    """Remembers that the key with this fingerprint owns this wallet (create-invoice check)."""
+    return f"wallet-owner:{fingerprint}:{wallet_id}"
+
+
+def recipient_wallet(username: str) -> str:
+    """A tip recipient's resolved BTC wallet id."""
+    return f"recipient-wallet:{username.lower()}"
+
+
+def svix_webhook(message_id: str) -> str:
+    """A processed webhook delivery (Svix redelivers the same id)."""
+    return f"webhook:svix:{message_id}"

@@ -1,0 +1,112 @@
+"""Postgres access: the connection pool and the Database facade over it.
+
+Connections are autocommit: a single statement (every store write is one statement built
+from data-modifying CTEs) is its own transaction and costs one round trip. Several
+statements that must commit together go through ``Database.transaction()``.
+psycopg errors are translated at this boundary into service.store.errors types.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from service.store import migrations
+from service.store.errors import ConstraintViolation, DuplicateSplit, StoreUnavailable
+from service.store.sql import Queries, queries
+
+_DUPLICATE_SPLIT_CONSTRAINT = "payment_splits_payment_hash_key"
+
+
+def open_pool(
+    conninfo: str,
+    min_size: int,
+    max_size: int,
+    timeout: float,
+    *,
+    statement_timeout_ms: int = 15_000,
+) -> ConnectionPool:
+    """Opens a pool and waits until min_size connections exist (StoreUnavailable otherwise).
+
+    timeout bounds connecting and waiting for a free connection; statement_timeout_ms bounds
+    every statement server-side, so a stuck query cannot hold a request forever.
+    Call it after gunicorn forks (in create_app), never at import time.
+    """
+    connection_settings = {
+        "autocommit": True,
+        "connect_timeout": max(2, math.ceil(timeout)),
+        "options": f"-c statement_timeout={int(statement_timeout_ms)}",
+    }
+    pool = ConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        open=False,
+        check=ConnectionPool.check_connection,
+        kwargs=connection_settings,
+        name="blinkpos",
+    )
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except PoolTimeout as exc:
+        pool.close()
+        raise StoreUnavailable("Postgres is unreachable: the connection pool could not open") from exc
+    return pool
+
+
+def translate_error(exc: psycopg.Error) -> Exception:
+    """The store error for a psycopg error (messages carry constraint names, never values)."""
+    if isinstance(exc, pg_errors.UniqueViolation) and exc.diag.constraint_name == _DUPLICATE_SPLIT_CONSTRAINT:
+        return DuplicateSplit(exc.diag.constraint_name)
+    if isinstance(exc, psycopg.IntegrityError):
+        return ConstraintViolation(exc.diag.constraint_name)
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailable("Postgres is unavailable")
+    return exc
+
+
+class Database:
+    """The pool plus the named statements; hands out connections with errors translated."""
+
+    def __init__(self, pool: ConnectionPool, statements: Queries | None = None) -> None:
+        self.pool = pool
+        self.q = statements if statements is not None else queries()
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """An autocommit connection: each statement commits on its own."""
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StoreUnavailable("Postgres is unavailable: no connection within the timeout") from exc
+        except (psycopg.IntegrityError, psycopg.OperationalError) as exc:
+            raise translate_error(exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        """A connection inside BEGIN ... COMMIT (ROLLBACK if the block raises)."""
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def ping(self, timeout_seconds: float) -> None:
+        """Raises StoreUnavailable unless Postgres answers within timeout_seconds."""
+        with self.connection(timeout=timeout_seconds) as conn:
+            conn.execute("SELECT 1")
+
+    def schema_version(self) -> int:
+        with self.connection() as conn:
+            return migrations.current_version(conn)
+
+    def schema_is_current(self) -> bool:
+        """True when the database has at least every migration this code ships (readiness)."""
+        return self.schema_version() >= migrations.expected_version()
+
+    def close(self) -> None:
+        self.pool.close()

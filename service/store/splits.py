@@ -1,0 +1,295 @@
+"""SplitStore: the hybrid store. Postgres is the truth, Redis the hot copy, the legacy file a
+read-only fallback during a cutover.
+
+Writes go to Postgres first (each state change and its payment_events row commit in one
+statement), then Redis: save() writes the hot copy, every later state change deletes it so
+the next get() re-warms it from Postgres. get() may therefore briefly lag a concurrent
+change; every forwarding decision reads get_fresh(), which never trusts the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from service.payments.model import Leg, LegKind, NewSplit, Split, SplitStatus
+from service.store.cache import SplitCache, ttl_until
+from service.store.crypto import KeyBox
+from service.store.errors import SplitNotCompletable, SplitNotFound
+from service.store.legacy import LegacyFileStore
+from service.store.postgres import Database
+from service.store.records import leg_from_mapping, split_from_mapping
+
+Clock = Callable[[], datetime]
+
+# Statuses worth a hot copy: a split still on its way to completion.
+_WARM_STATUSES = frozenset({SplitStatus.PENDING, SplitStatus.PAID, SplitStatus.FORWARDING})
+_MAX_ERROR_CHARS = 1000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _error_text(error: str | None) -> str | None:
+    # Errors are recorded for operators; cap them so a huge upstream body cannot bloat rows.
+    return None if error is None else error[:_MAX_ERROR_CHARS]
+
+
+class SplitStore:
+    def __init__(
+        self,
+        db: Database,
+        cache: SplitCache,
+        keybox: KeyBox,
+        legacy: LegacyFileStore | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.db = db
+        self.cache = cache
+        self.keybox = keybox
+        self.legacy = legacy
+        self.clock = clock
+        self.q = db.q
+
+    # --- creation and reads -------------------------------------------------------------
+
+    def save(self, new: NewSplit) -> Split:
+        """Split + planned legs + 'created' event in one statement; then the hot copy."""
+        now = self.clock()
+        legs = [
+            {
+                "kind": leg.kind.value,
+                "recipient": leg.recipient,
+                "recipient_wallet_id": leg.recipient_wallet_id
+                or (new.merchant_wallet_id if leg.kind is LegKind.BASE else None),
+                "sats": leg.sats,
+                "position": leg.position,
+            }
+            for leg in new.legs
+        ]
+        params = {
+            "payment_hash": new.payment_hash,
+            "payment_request": new.payment_request,
+            "invoice_sats": new.invoice_sats,
+            "base_sats": new.base_sats,
+            "tip_sats": new.tip_sats,
+            "tip_percent": new.tip_percent,
+            "merchant_wallet_id": new.merchant_wallet_id,
+            "merchant_key_ciphertext": self.keybox.encrypt(new.merchant_api_key, new.payment_hash),
+            "merchant_key_fingerprint": self.keybox.fingerprint(new.merchant_api_key),
+            "tip_recipients": Jsonb([r.to_json() for r in new.tip_recipients]),
+            "display_currency": new.display_currency,
+            "base_amount_display": new.base_amount_display,
+            "tip_amount_display": new.tip_amount_display,
+            "memo": new.memo,
+            "environment": new.environment,
+            "client_total_sats": new.client_total_sats,
+            "expires_at": new.expires_at,
+            "legs": json.dumps(legs),
+            "now": now,
+        }
+        with self.db.connection() as conn:
+            row = self.q.insert_split.one(conn, **params)
+        split = split_from_mapping(row)
+        self.cache.set(split, ttl_until(split.expires_at, now, minimum=1))
+        return split
+
+    def get(self, payment_hash: str) -> Split | None:
+        """Redis, then Postgres (re-warming Redis), then the legacy file (read-only)."""
+        cached = self.cache.get(payment_hash)
+        if cached is not None:
+            return cached
+        split = self.get_fresh(payment_hash)
+        if split is not None:
+            if split.status in _WARM_STATUSES:
+                self.cache.set(split, ttl_until(split.expires_at, self.clock()))
+            return split
+        return self._legacy_split(payment_hash)
+
+    def get_fresh(self, payment_hash: str) -> Split | None:
+        """Postgres only: state machine decisions never trust the cache."""
+        with self.db.connection() as conn:
+            row = self.q.select_split.one(conn, payment_hash=payment_hash)
+        return None if row is None else split_from_mapping(row)
+
+    def merchant_api_key(self, split: Split) -> str:
+        """The merchant's plaintext API key, decrypted on demand (never stored or logged)."""
+        if not split.merchant_key_ciphertext:
+            raise SplitNotFound("this split carries no merchant key")
+        return self.keybox.decrypt(split.merchant_key_ciphertext, split.payment_hash)
+
+    def _legacy_split(self, payment_hash: str) -> Split | None:
+        if self.legacy is None:
+            return None
+        record = self.legacy.get(payment_hash)
+        if record is None:
+            return None
+        # Encrypt at once so the legacy plaintext never travels beyond this line.
+        return dataclasses.replace(
+            record.split,
+            merchant_key_ciphertext=self.keybox.encrypt(record.api_key, payment_hash),
+            merchant_key_fingerprint=self.keybox.fingerprint(record.api_key),
+        )
+
+    # --- split state changes ------------------------------------------------------------
+
+    def mark_paid(self, payment_hash: str, source: str) -> Split:
+        """pending (or expired: a late payment) -> paid with a 'paid' event; idempotent."""
+        with self.db.connection() as conn:
+            row = self.q.mark_paid.one(conn, payment_hash=payment_hash, source=source, now=self.clock())
+        if row is None:
+            raise SplitNotFound(f"no split with payment hash {payment_hash}")
+        if row["changed"]:
+            self.cache.delete(payment_hash)
+        return split_from_mapping(row)
+
+    def claim(self, payment_hash: str, owner: str, lease_seconds: float) -> Split | None:
+        """Takes the forwarding lease; None when not claimable (unpaid, done, or leased)."""
+        with self.db.connection() as conn:
+            row = self.q.claim_split.one(
+                conn, payment_hash=payment_hash, owner=owner, lease_seconds=lease_seconds, now=self.clock()
+            )
+        if row is None:
+            return None
+        self.cache.delete(payment_hash)
+        return split_from_mapping(row)
+
+    def release(self, payment_hash: str, owner: str, error: str | None = None) -> bool:
+        """Drops owner's lease (status stays forwarding); False when owner held none."""
+        with self.db.connection() as conn:
+            released = self.q.release_split.scalar(
+                conn, payment_hash=payment_hash, owner=owner, error=_error_text(error), now=self.clock()
+            )
+        if released:
+            self.cache.delete(payment_hash)
+        return bool(released)
+
+    def complete(self, payment_hash: str, owner: str) -> Split:
+        """forwarding -> completed when every leg succeeded; then the hot copy is deleted.
+
+        Completing an already completed split returns it unchanged. Raises
+        SplitNotCompletable when a leg is unsettled or owner does not hold the lease.
+        """
+        with self.db.connection() as conn:
+            row = self.q.complete_split.one(conn, payment_hash=payment_hash, owner=owner, now=self.clock())
+        if row is not None:
+            self.cache.delete(payment_hash)
+            return split_from_mapping(row)
+        current = self.get_fresh(payment_hash)
+        if current is None:
+            raise SplitNotFound(f"no split with payment hash {payment_hash}")
+        if current.status is SplitStatus.COMPLETED:
+            return current
+        unsettled = [leg.id for leg in current.legs if leg.status.value != "succeeded"]
+        if unsettled:
+            raise SplitNotCompletable(f"legs not settled: {unsettled}")
+        raise SplitNotCompletable(f"split is {current.status.value} and not leased to this owner")
+
+    def fail(self, payment_hash: str, error: str) -> Split | None:
+        """paid/forwarding -> failed (an operator must act), with a 'failed' event."""
+        with self.db.connection() as conn:
+            row = self.q.fail_split.one(
+                conn, payment_hash=payment_hash, error=_error_text(error), now=self.clock()
+            )
+        if row is None:
+            return None
+        self.cache.delete(payment_hash)
+        return split_from_mapping(row)
+
+    def expire_unpaid(self) -> int:
+        """cleanup_expired_payments(): expires only unpaid pending splits past their expiry.
+
+        Their hot copies expire by themselves (their TTL is the invoice expiry).
+        """
+        with self.db.connection() as conn:
+            return int(self.q.expire_unpaid.scalar(conn, now=self.clock()))
+
+    # --- leg state changes --------------------------------------------------------------
+
+    def record_leg_invoice(
+        self,
+        leg_id: int,
+        payment_request: str,
+        payment_hash: str,
+        recipient_wallet_id: str | None = None,
+    ) -> Leg | None:
+        """planned -> invoiced, storing the forwarding invoice before it is paid.
+
+        None when the leg already has an invoice (re-read the split and pay that one).
+        """
+        return self._leg_change(
+            self.q.record_leg_invoice,
+            leg_id=leg_id,
+            payment_request=payment_request,
+            payment_hash=payment_hash,
+            recipient_wallet_id=recipient_wallet_id,
+        )
+
+    def mark_leg_sending(self, leg_id: int) -> Leg | None:
+        """invoiced/failed/sending -> sending, attempts + 1; None when the leg has no invoice or is done."""
+        return self._leg_change(self.q.mark_leg_sending, leg_id=leg_id)
+
+    def mark_leg_succeeded(self, leg_id: int) -> Leg | None:
+        """-> succeeded with 'leg_paid' and, for a tip leg, tip_recipients_stats, in one tx.
+
+        None when the leg was already succeeded (stats are never counted twice).
+        """
+        return self._leg_change(self.q.mark_leg_succeeded, leg_id=leg_id)
+
+    def mark_leg_failed(self, leg_id: int, error: str, next_attempt_at: datetime | None) -> Leg | None:
+        """-> failed with the error and the next retry time; None for a succeeded leg."""
+        return self._leg_change(
+            self.q.mark_leg_failed, leg_id=leg_id, error=_error_text(error), next_attempt_at=next_attempt_at
+        )
+
+    def _leg_change(self, statement: Any, **params: Any) -> Leg | None:
+        with self.db.connection() as conn:
+            row = statement.one(conn, now=self.clock(), **params)
+        if row is None:
+            return None
+        self.cache.delete(row["split_payment_hash"])
+        return leg_from_mapping(row)
+
+    # --- queries for the worker and operators -------------------------------------------
+
+    def find_paid_unforwarded(self, lease_seconds: float, limit: int = 100) -> list[str]:
+        """Payment hashes of paid splits nobody forwards (or whose lease ran out)."""
+        with self.db.transaction() as conn:
+            rows = self.q.find_paid_unforwarded.all(
+                conn, now=self.clock(), lease_seconds=lease_seconds, limit=limit
+            )
+        return [row["payment_hash"] for row in rows]
+
+    def find_due_legs(self, lease_seconds: float, max_attempts: int, limit: int = 100) -> list[str]:
+        """Payment hashes of forwarding splits with a failed leg due for a retry."""
+        with self.db.connection() as conn:
+            rows = self.q.find_due_legs.all(
+                conn, now=self.clock(), lease_seconds=lease_seconds, max_attempts=max_attempts, limit=limit
+            )
+        return [row["payment_hash"] for row in rows]
+
+    def find_pending_older_than(self, before: datetime, limit: int = 100) -> list[str]:
+        """Unpaid, unexpired splits created before `before` (to ask Blink about)."""
+        with self.db.connection() as conn:
+            rows = self.q.find_pending_older_than.all(conn, before=before, now=self.clock(), limit=limit)
+        return [row["payment_hash"] for row in rows]
+
+    def list_failed(self, limit: int = 100) -> list[Split]:
+        with self.db.connection() as conn:
+            rows = self.q.list_failed_splits.all(conn, limit=limit)
+        return [split_from_mapping(row) for row in rows]
+
+    def events(self, payment_hash: str) -> list[dict[str, Any]]:
+        """The audit trail of one split, oldest first."""
+        with self.db.connection() as conn:
+            return self.q.select_split_events.all(conn, payment_hash=payment_hash)
+
+    def recipient_stats(self, username: str) -> dict[str, Any] | None:
+        with self.db.connection() as conn:
+            return self.q.select_recipient_stats.one(conn, username=username)

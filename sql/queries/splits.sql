@@ -1,0 +1,290 @@
+-- Statements of the hybrid store (service/store/splits.py).
+-- Every state change writes its payment_events row in the SAME statement (data-modifying
+-- CTEs), so a change and its audit row commit together in one round trip.
+-- Statements returning a split add a `legs` column: the split's legs as a JSONB array.
+-- Timestamps come from the store's clock as %(now)s, so tests can move time.
+
+-- name: insert_split
+-- A split, its planned legs (a JSONB array) and its 'created' event, in one round trip.
+WITH split AS (
+    INSERT INTO payment_splits (
+        payment_hash, payment_request, invoice_sats, base_sats, tip_sats, tip_percent,
+        merchant_wallet_id, merchant_key_ciphertext, merchant_key_fingerprint, tip_recipients,
+        display_currency, base_amount_display, tip_amount_display, memo, environment,
+        client_total_sats, created_at, updated_at, expires_at)
+    VALUES (
+        %(payment_hash)s, %(payment_request)s, %(invoice_sats)s, %(base_sats)s, %(tip_sats)s,
+        %(tip_percent)s, %(merchant_wallet_id)s, %(merchant_key_ciphertext)s,
+        %(merchant_key_fingerprint)s, %(tip_recipients)s, %(display_currency)s,
+        %(base_amount_display)s, %(tip_amount_display)s, %(memo)s, %(environment)s,
+        %(client_total_sats)s, %(now)s, %(now)s, %(expires_at)s)
+    RETURNING *
+), legs AS (
+    INSERT INTO payment_legs (split_id, kind, recipient, recipient_wallet_id, sats, position,
+                              created_at, updated_at)
+    SELECT split.id, planned.kind, planned.recipient, planned.recipient_wallet_id, planned.sats,
+           planned.position, %(now)s, %(now)s
+    FROM split
+    CROSS JOIN jsonb_to_recordset(%(legs)s::jsonb)
+        AS planned (kind text, recipient text, recipient_wallet_id text, sats bigint, position integer)
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, event_type, data)
+    SELECT id, 'created', jsonb_build_object(
+        'invoice_sats', invoice_sats, 'base_sats', base_sats, 'tip_sats', tip_sats,
+        'legs', jsonb_array_length(%(legs)s::jsonb), 'environment', environment)
+    FROM split
+)
+SELECT split.*,
+       coalesce((SELECT jsonb_agg(to_jsonb(legs) ORDER BY legs.position) FROM legs), '[]'::jsonb) AS legs
+FROM split
+
+-- name: select_split
+-- One split with its legs, by payment hash.
+SELECT s.*,
+       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
+                 FROM payment_legs l WHERE l.split_id = s.id), '[]'::jsonb) AS legs
+FROM payment_splits s
+WHERE s.payment_hash = %(payment_hash)s
+
+-- name: mark_paid
+-- pending (or expired, when a late payment arrives) -> paid, with its 'paid' event.
+-- Idempotent: a split already past pending comes back unchanged with changed = false.
+WITH paid AS (
+    UPDATE payment_splits
+    SET status = 'paid', paid_at = coalesce(paid_at, %(now)s), updated_at = %(now)s
+    WHERE payment_hash = %(payment_hash)s AND status IN ('pending', 'expired')
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, event_type, data)
+    SELECT id, 'paid', jsonb_build_object('source', %(source)s::text) FROM paid
+)
+SELECT p.*, true AS changed,
+       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
+                 FROM payment_legs l WHERE l.split_id = p.id), '[]'::jsonb) AS legs
+FROM paid p
+UNION ALL
+SELECT s.*, false AS changed,
+       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
+                 FROM payment_legs l WHERE l.split_id = s.id), '[]'::jsonb) AS legs
+FROM payment_splits s
+WHERE s.payment_hash = %(payment_hash)s AND NOT EXISTS (SELECT 1 FROM paid)
+
+-- name: claim_split
+-- Takes the forwarding lease: only a paid/forwarding/failed split whose lease is free or
+-- older than lease_seconds. Concurrent claimers serialise on the row; exactly one wins.
+WITH claimed AS (
+    UPDATE payment_splits
+    SET status = 'forwarding', claimed_by = %(owner)s, claimed_at = %(now)s, updated_at = %(now)s
+    WHERE payment_hash = %(payment_hash)s
+      AND status IN ('paid', 'forwarding', 'failed')
+      AND (claimed_by IS NULL OR claimed_at < %(now)s - make_interval(secs => %(lease_seconds)s::float8))
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, event_type, data)
+    SELECT id, 'forwarding_started',
+           jsonb_build_object('owner', claimed_by, 'lease_seconds', %(lease_seconds)s::float8)
+    FROM claimed
+)
+SELECT c.*,
+       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
+                 FROM payment_legs l WHERE l.split_id = c.id), '[]'::jsonb) AS legs
+FROM claimed c
+
+-- name: release_split
+-- Drops the lease held by owner; the status stays as it is (forwarding).
+WITH released AS (
+    UPDATE payment_splits
+    SET claimed_by = NULL, claimed_at = NULL, updated_at = %(now)s,
+        last_error = coalesce(%(error)s::text, last_error)
+    WHERE payment_hash = %(payment_hash)s AND claimed_by = %(owner)s
+    RETURNING id
+), logged AS (
+    INSERT INTO payment_events (split_id, event_type, data)
+    SELECT id, 'released', jsonb_strip_nulls(jsonb_build_object('owner', %(owner)s::text, 'error', %(error)s::text))
+    FROM released
+)
+SELECT count(*) FROM released
+
+-- name: complete_split
+-- forwarding (held by owner) -> completed, only when every leg has succeeded.
+WITH done AS (
+    UPDATE payment_splits s
+    SET status = 'completed', processed_at = %(now)s, updated_at = %(now)s,
+        claimed_by = NULL, claimed_at = NULL, last_error = NULL
+    WHERE s.payment_hash = %(payment_hash)s
+      AND s.status = 'forwarding'
+      AND s.claimed_by = %(owner)s
+      AND NOT EXISTS (SELECT 1 FROM payment_legs l WHERE l.split_id = s.id AND l.status <> 'succeeded')
+    RETURNING s.*
+), logged AS (
+    INSERT INTO payment_events (split_id, event_type, data)
+    SELECT id, 'completed', jsonb_build_object('owner', %(owner)s::text, 'invoice_sats', invoice_sats)
+    FROM done
+)
+SELECT d.*,
+       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
+                 FROM payment_legs l WHERE l.split_id = d.id), '[]'::jsonb) AS legs
+FROM done d
+
+-- name: fail_split
+-- paid/forwarding -> failed (an operator must look), lease dropped, with its 'failed' event.
+WITH failed AS (
+    UPDATE payment_splits
+    SET status = 'failed', last_error = %(error)s, updated_at = %(now)s, claimed_by = NULL, claimed_at = NULL
+    WHERE payment_hash = %(payment_hash)s AND status IN ('paid', 'forwarding')
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, event_type, data)
+    SELECT id, 'failed', jsonb_build_object('error', last_error) FROM failed
+)
+SELECT f.*,
+       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
+                 FROM payment_legs l WHERE l.split_id = f.id), '[]'::jsonb) AS legs
+FROM failed f
+
+-- name: expire_unpaid
+-- See cleanup_expired_payments in 001_initial.sql: never touches a paid split.
+SELECT cleanup_expired_payments(%(now)s)
+
+-- name: record_leg_invoice
+-- planned (or failed before any invoice existed) -> invoiced, storing the forwarding invoice
+-- BEFORE it is paid. A leg that already has an invoice is left alone (no row returned).
+WITH leg AS (
+    UPDATE payment_legs
+    SET status = 'invoiced', payment_request = %(payment_request)s, payment_hash = %(payment_hash)s,
+        recipient_wallet_id = coalesce(%(recipient_wallet_id)s::text, recipient_wallet_id),
+        updated_at = %(now)s
+    WHERE id = %(leg_id)s AND payment_request IS NULL AND status IN ('planned', 'failed')
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, leg_id, event_type, data)
+    SELECT split_id, id, 'leg_invoiced',
+           jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats, 'payment_hash', payment_hash)
+    FROM leg
+)
+SELECT leg.*, s.payment_hash AS split_payment_hash
+FROM leg JOIN payment_splits s ON s.id = leg.split_id
+
+-- name: mark_leg_sending
+-- invoiced/failed (or sending, after a crash: the same invoice is paid again, Blink answers
+-- ALREADY_PAID if it went through) -> sending; counts the attempt.
+WITH leg AS (
+    UPDATE payment_legs
+    SET status = 'sending', attempts = attempts + 1, next_attempt_at = NULL, updated_at = %(now)s
+    WHERE id = %(leg_id)s AND status IN ('invoiced', 'failed', 'sending') AND payment_request IS NOT NULL
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, leg_id, event_type, data)
+    SELECT split_id, id, 'leg_sending', jsonb_build_object('attempt', attempts) FROM leg
+)
+SELECT leg.*, s.payment_hash AS split_payment_hash
+FROM leg JOIN payment_splits s ON s.id = leg.split_id
+
+-- name: mark_leg_succeeded
+-- -> succeeded, its 'leg_paid' event and, for a tip leg, the recipient's stats: all in one
+-- statement, and only when the leg actually changed (a repeat never counts a tip twice).
+WITH leg AS (
+    UPDATE payment_legs
+    SET status = 'succeeded', paid_at = %(now)s, updated_at = %(now)s, last_error = NULL,
+        next_attempt_at = NULL
+    WHERE id = %(leg_id)s AND status IN ('invoiced', 'sending', 'failed') AND payment_request IS NOT NULL
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, leg_id, event_type, data)
+    SELECT split_id, id, 'leg_paid', jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats)
+    FROM leg
+), stats AS (
+    INSERT INTO tip_recipients_stats AS t
+        (username, total_sats, tip_count, largest_sats, smallest_sats, first_tip_at, last_tip_at, updated_at)
+    SELECT lower(recipient), sats, 1, sats, sats, %(now)s, %(now)s, %(now)s
+    FROM leg WHERE kind = 'tip'
+    ON CONFLICT (username) DO UPDATE SET
+        total_sats = t.total_sats + excluded.total_sats,
+        tip_count = t.tip_count + 1,
+        largest_sats = greatest(t.largest_sats, excluded.largest_sats),
+        smallest_sats = least(t.smallest_sats, excluded.smallest_sats),
+        first_tip_at = least(t.first_tip_at, excluded.first_tip_at),
+        last_tip_at = greatest(t.last_tip_at, excluded.last_tip_at),
+        updated_at = excluded.updated_at
+)
+SELECT leg.*, s.payment_hash AS split_payment_hash
+FROM leg JOIN payment_splits s ON s.id = leg.split_id
+
+-- name: mark_leg_failed
+-- -> failed with the error and when to retry; a succeeded leg is never failed.
+WITH leg AS (
+    UPDATE payment_legs
+    SET status = 'failed', last_error = %(error)s, next_attempt_at = %(next_attempt_at)s, updated_at = %(now)s
+    WHERE id = %(leg_id)s AND status IN ('planned', 'invoiced', 'sending', 'failed')
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, leg_id, event_type, data)
+    SELECT split_id, id, 'leg_failed',
+           jsonb_build_object('error', last_error, 'attempts', attempts, 'next_attempt_at', next_attempt_at)
+    FROM leg
+)
+SELECT leg.*, s.payment_hash AS split_payment_hash
+FROM leg JOIN payment_splits s ON s.id = leg.split_id
+
+-- name: find_paid_unforwarded
+-- Worker: paid splits nobody is forwarding, forwarding splits whose lease ran out, and
+-- released forwarding splits that are not just waiting for a failed leg's retry time
+-- (find_due_legs returns those when they are due).
+-- SKIP LOCKED keeps concurrent workers from queueing behind each other; claim_split is the guard.
+SELECT s.payment_hash
+FROM payment_splits s
+WHERE (s.status = 'paid' AND s.claimed_by IS NULL)
+   OR (s.status = 'forwarding'
+       AND s.claimed_at < %(now)s - make_interval(secs => %(lease_seconds)s::float8))
+   OR (s.status = 'forwarding' AND s.claimed_by IS NULL
+       AND NOT EXISTS (SELECT 1 FROM payment_legs l
+                       WHERE l.split_id = s.id AND l.status = 'failed' AND l.next_attempt_at > %(now)s))
+ORDER BY s.paid_at
+LIMIT %(limit)s
+FOR UPDATE OF s SKIP LOCKED
+
+-- name: find_due_legs
+-- Worker: failed legs whose retry time has come, on splits still being forwarded and free
+-- to claim, with attempts left.
+SELECT DISTINCT s.payment_hash, s.paid_at
+FROM payment_legs l
+JOIN payment_splits s ON s.id = l.split_id
+WHERE l.status = 'failed'
+  AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= %(now)s)
+  AND l.attempts < %(max_attempts)s
+  AND s.status = 'forwarding'
+  AND (s.claimed_by IS NULL OR s.claimed_at < %(now)s - make_interval(secs => %(lease_seconds)s::float8))
+ORDER BY s.paid_at
+LIMIT %(limit)s
+
+-- name: find_pending_older_than
+-- Worker: unpaid splits old enough to ask Blink whether they were paid (webhook missed).
+SELECT payment_hash
+FROM payment_splits
+WHERE status = 'pending' AND created_at < %(before)s AND expires_at > %(now)s
+ORDER BY created_at
+LIMIT %(limit)s
+
+-- name: list_failed_splits
+-- Operator: splits that exhausted a leg's retries.
+SELECT s.*,
+       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
+                 FROM payment_legs l WHERE l.split_id = s.id), '[]'::jsonb) AS legs
+FROM payment_splits s
+WHERE s.status = 'failed'
+ORDER BY s.updated_at DESC
+LIMIT %(limit)s
+
+-- name: select_split_events
+-- The audit trail of one split, oldest first.
+SELECT e.id, e.leg_id, e.event_type, e.data, e.created_at
+FROM payment_events e
+JOIN payment_splits s ON s.id = e.split_id
+WHERE s.payment_hash = %(payment_hash)s
+ORDER BY e.id
+
+-- name: select_recipient_stats
+SELECT username, total_sats, tip_count, average_sats, largest_sats, smallest_sats, first_tip_at, last_tip_at
+FROM tip_recipients_stats
+WHERE username = lower(%(username)s)

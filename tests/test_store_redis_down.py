@@ -1,0 +1,65 @@
+"""Redis is only the hot copy: with it stopped, the store keeps working from Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from service.payments.model import SplitStatus
+from service.store import keys
+from service.store.cache import SplitCache, make_redis
+from service.store.crypto import KeyBox
+from service.store.postgres import Database, open_pool
+from service.store.splits import SplitStore
+from tests.test_split_store import ENCRYPTION_KEY, MERCHANT_KEY, FakeClock, new_split, pay_all_legs
+
+
+@pytest.fixture
+def database(clean_db: str) -> Iterator[Database]:
+    db = Database(open_pool(clean_db, min_size=1, max_size=4, timeout=5))
+    yield db
+    db.close()
+
+
+def test_save_and_get_survive_redis_stopping_mid_test(database: Database, private_valkey) -> None:
+    client = make_redis(private_valkey.url, socket_timeout=0.3)
+    cache = SplitCache(client)
+    store = SplitStore(database, cache, KeyBox.from_setting(ENCRYPTION_KEY), None, FakeClock())
+    before = store.save(new_split("before-outage"))
+    assert store.get(before.payment_hash) == before
+    assert cache.counters.snapshot()["errors"] == 0
+
+    private_valkey.stop()
+
+    during = store.save(new_split("during-outage"))
+    assert store.get(during.payment_hash) == during
+    assert store.get(before.payment_hash) == before
+    paid = store.mark_paid(during.payment_hash, "webhook")
+    claimed = store.claim(paid.payment_hash, "worker-1", 300)
+    assert claimed is not None
+    pay_all_legs(store, claimed)
+    assert store.complete(during.payment_hash, "worker-1").status is SplitStatus.COMPLETED
+    assert store.merchant_api_key(store.get(before.payment_hash)) == MERCHANT_KEY
+    errors_during_outage = cache.counters.snapshot()["errors"]
+    assert errors_during_outage >= 4  # the failed set, gets and deletes were all counted
+
+    private_valkey.start()
+
+    assert store.get(before.payment_hash) == before  # a miss after restart (data gone), re-warmed
+    assert client.ttl(keys.tip(before.payment_hash)) > 0
+    assert cache.counters.snapshot()["errors"] == errors_during_outage
+    client.close()
+
+
+def test_a_dead_redis_costs_at_most_one_short_timeout_per_call(database: Database, private_valkey) -> None:
+    import time
+
+    client = make_redis(private_valkey.url, socket_timeout=0.3)
+    store = SplitStore(database, SplitCache(client), KeyBox.from_setting(ENCRYPTION_KEY), None, FakeClock())
+    private_valkey.stop()
+    started = time.monotonic()
+    split = store.save(new_split())
+    store.get(split.payment_hash)
+    assert time.monotonic() - started < 2.0
+    client.close()
