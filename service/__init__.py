@@ -1,0 +1,133 @@
+"""BlinkPOS payment service: the Flask app factory.
+
+`create_app` is the only place that opens the Postgres pool and the Redis client. Importing this
+package opens nothing, so gunicorn can import it in the master and build the app after fork.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.config import Config
+from service.context import EXTENSION_KEY, AppServices
+
+__version__ = "0.1.0"
+
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app: config (from the environment unless given), logging, error handlers, clients."""
+    from service.api.cors import init_cors
+    from service.api.health import health_blueprint
+    from service.api.metrics import init_request_metrics, metrics_blueprint
+    from service.api.payments import payments_blueprint
+    from service.api.webhooks import webhooks_blueprint
+    from service.errors import register_error_handlers
+    from service.logging import configure_logging, init_request_logging
+
+    config = config if config is not None else Config.from_env()
+    configure_logging(config.log_level)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json.sort_keys = False  # keep the documented field order in responses
+    register_error_handlers(app)
+    init_request_logging(app)
+    app.extensions[EXTENSION_KEY] = build_services(config)
+    init_request_metrics(app, app.extensions[EXTENSION_KEY].metrics)
+    app.register_blueprint(health_blueprint)
+    app.register_blueprint(payments_blueprint)
+    app.register_blueprint(webhooks_blueprint)
+    app.register_blueprint(metrics_blueprint)
+    init_cors(app, config.cors_allowed_origins)
+    return app
+
+
+def build_services(config: Config) -> AppServices:
+    """Open the pool and clients and wire the store; whatever opened is closed again on failure."""
+    from service.metrics import Metrics
+    from service.store import cache, crypto, legacy, migrations, postgres, splits
+
+    keybox = crypto.KeyBox.from_setting(config.api_key_encryption_key)
+    pool = postgres.open_pool(
+        config.database_url,
+        min_size=config.pg_pool_min_size,
+        max_size=config.pg_pool_max_size,
+        timeout=config.pg_connect_timeout_seconds,
+    )
+    db = postgres.Database(pool)
+    try:
+        redis = cache.make_redis(config.redis_url, config.redis_password, config.redis_socket_timeout_seconds)
+        split_cache = cache.SplitCache(redis)
+        legacy_store = legacy.LegacyFileStore(config.tip_store_file) if config.tip_store_file else None
+        store = splits.SplitStore(db, split_cache, keybox, legacy_store)
+        services = AppServices(
+            config=config,
+            db=db,
+            redis=redis,
+            cache=split_cache,
+            keybox=keybox,
+            store=store,
+            expected_schema_version=migrations.expected_version(),
+            metrics=Metrics(),
+        )
+        attach_payment_services(services)
+        return services
+    except BaseException:
+        db.close()
+        raise
+
+
+def attach_payment_services(services: AppServices) -> None:
+    """The Blink client and the business services of the POS endpoints, over the open store."""
+    from service.blink import BlinkClient
+    from service.payments.forwarding import Forwarder, ForwardSettings
+    from service.payments.invoices import InvoiceService, InvoiceSettings
+    from service.store.locks import PaymentLocks
+    from service.store.lookups import LookupCache
+    from service.store.ratelimit import RateLimiter
+
+    config = services.config
+    blink = BlinkClient(
+        config.blink_api_url,
+        connect_timeout=config.blink_connect_timeout_seconds,
+        read_timeout=config.blink_read_timeout_seconds,
+        observer=services.metrics.observe_blink if services.metrics else None,
+    )
+    services.closeables.append(blink)
+    services.blink = blink
+    services.limiter = RateLimiter(services.redis)
+    services.invoices = InvoiceService(
+        services.store,
+        blink,
+        LookupCache(services.redis),
+        services.keybox.fingerprint,
+        InvoiceSettings(
+            pos_api_key=config.blinkpos_api_key,
+            pos_wallet_id=config.blinkpos_btc_wallet_id,
+            ttl_seconds=config.tip_ttl_seconds,
+            environment=config.environment,
+        ),
+    )
+    services.forwarder = Forwarder(
+        services.store,
+        blink,
+        PaymentLocks(services.redis),
+        ForwardSettings(
+            pos_api_key=config.blinkpos_api_key,
+            pos_wallet_id=config.blinkpos_btc_wallet_id,
+            lease_seconds=config.forward_lease_seconds,
+            leg_max_attempts=config.leg_max_attempts,
+            instance_id=instance_id(),
+        ),
+        observer=services.metrics.observe_forward if services.metrics else None,
+    )
+
+
+def instance_id() -> str:
+    """Names this process in claim owners and logs: host and pid (unique across containers)."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,74 @@
+"""The clients and services of one app instance, built by create_app and shared by the views.
+
+Views reach them through `services()` (which reads `current_app.extensions["blinkpos"]`); business
+code receives them as constructor arguments instead. Teammates add fields here (the Blink client,
+the rate limiter, ...) and build them in `service.create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+
+from service.config import Config
+
+if TYPE_CHECKING:  # imported for annotations only: nothing is imported or opened at import time
+    from redis import Redis
+
+    from service.blink import BlinkClient
+    from service.metrics import Metrics
+    from service.payments.forwarding import Forwarder
+    from service.payments.invoices import InvoiceService
+    from service.store.cache import SplitCache
+    from service.store.crypto import KeyBox
+    from service.store.postgres import Database
+    from service.store.ratelimit import RateLimiter
+    from service.store.splits import SplitStore
+
+EXTENSION_KEY = "blinkpos"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppServices:
+    config: Config
+    db: Database
+    redis: Redis
+    cache: SplitCache
+    keybox: KeyBox
+    store: SplitStore
+    expected_schema_version: int
+    # The POS endpoints' collaborators, attached by service.attach_payment_services.
+    blink: BlinkClient | None = None
+    limiter: RateLimiter | None = None
+    invoices: InvoiceService | None = None
+    forwarder: Forwarder | None = None
+    # Prometheus instruments of this process (service/metrics.py); built by build_services.
+    metrics: Metrics | None = None
+    started_monotonic: float = field(default_factory=time.monotonic)
+    # Extra resources with a close() (added by later features); closed in reverse order.
+    closeables: list[Any] = field(default_factory=list)
+    _closed: bool = field(default=False, repr=False)
+
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+    def close(self) -> None:
+        """Close pools and clients; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for resource in [*reversed(self.closeables), self.redis, self.db]:
+            try:
+                resource.close()
+            except Exception:  # broad on purpose: closing must go on for the other resources
+                log.warning("close_failed", extra={"resource": type(resource).__name__}, exc_info=True)
+
+
+def services() -> AppServices:
+    """The current app's services (inside a request or app context)."""
+    return current_app.extensions[EXTENSION_KEY]

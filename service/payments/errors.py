@@ -1,0 +1,70 @@
+"""Business-level failures of the payment rules.
+
+They carry a stable snake_case ``code`` and a human message; the API layer decides the HTTP
+status (service/api/payment_errors.py), so these modules never import Flask.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PaymentError(Exception):
+    code = "payment_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class SplitNotFound(PaymentError):
+    code = "split_not_found"
+
+
+class InvoiceNotPaid(PaymentError):
+    code = "invoice_not_paid"
+
+
+class ForwardingInProgress(PaymentError):
+    code = "forwarding_in_progress"
+
+
+class MerchantMismatch(PaymentError):
+    code = "merchant_mismatch"
+
+
+class MerchantWalletMismatch(PaymentError):
+    code = "merchant_wallet_mismatch"
+
+
+class InvalidMerchantKey(PaymentError):
+    code = "invalid_merchant_api_key"
+
+
+class UnknownTipRecipient(PaymentError):
+    code = "unknown_tip_recipient"
+
+
+class ForwardingIncomplete(PaymentError):
+    """Some legs are still unpaid after this attempt; they stay retryable."""
+
+    code = "forwarding_incomplete"
+
+    def __init__(self, message: str, *, timed_out: bool, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.timed_out = timed_out
+
+
+class UpstreamUnavailable(PaymentError):
+    """Blink could not answer a question the rules need answered (e.g. is the invoice paid?)."""
+
+    code = "blink_unavailable"
+
+    def __init__(self, message: str, *, timed_out: bool, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.timed_out = timed_out
+
+
+class UpstreamRejected(PaymentError):
+    code = "blink_rejected"

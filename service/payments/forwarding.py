@@ -1,0 +1,288 @@
+"""The exactly-once forwarding engine (DESIGN §3).
+
+A paid POS invoice is split into legs (the base to the merchant, one per tip recipient). For
+each unpaid leg the engine creates the leg's invoice once, commits it, and only then pays it
+from the POS wallet. A retry (another call, the worker, another instance, a crash restart)
+pays the *stored* invoice again, which Blink answers ALREADY_PAID, so no leg is paid twice.
+
+Only the holder of the split's claim (a lease in Postgres) pays legs; the Redis lock is a
+cheap fast path that turns most duplicate calls away before they touch Postgres.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from service.blink import (
+    BlinkClient,
+    BlinkError,
+    BlinkTimeout,
+    BlinkUnavailable,
+    InvoiceStatus,
+    PaymentStatus,
+)
+from service.payments import memos
+from service.payments.errors import (
+    ForwardingIncomplete,
+    ForwardingInProgress,
+    InvoiceNotPaid,
+    SplitNotFound,
+    UpstreamUnavailable,
+)
+from service.payments.model import Leg, LegKind, LegStatus, Split, SplitStatus
+
+log = logging.getLogger(__name__)
+
+# Statuses whose payment must be confirmed at Blink before anything moves. An expired split
+# is asked too: a customer may pay in the last second, and a paid invoice is never left behind.
+_ASK_BLINK = {SplitStatus.PENDING, SplitStatus.EXPIRED}
+
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff for a failed leg: 1 s, 2 s, 4 s, ... capped at one hour."""
+    exponent = max(attempts - 1, 0)
+    return min(timedelta(seconds=2 ** min(exponent, 20)), MAX_BACKOFF)
+
+
+@dataclass(frozen=True)
+class ForwardSettings:
+    pos_api_key: str
+    pos_wallet_id: str
+    lease_seconds: int
+    leg_max_attempts: int
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class ForwardOutcome:
+    split: Split
+    already_processed: bool
+
+
+class Forwarder:
+    """Forwards one paid split; safe to call any number of times from anywhere."""
+
+    def __init__(
+        self,
+        store,
+        blink: BlinkClient,
+        locks,
+        settings: ForwardSettings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        observer: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._blink = blink
+        self._locks = locks
+        self._settings = settings
+        self._now = clock or (lambda: datetime.now(UTC))
+        self._observe = observer or (lambda event, outcome: None)
+
+    # -- public -----------------------------------------------------------------------------
+
+    def forward(self, payment_hash: str, *, source: str) -> ForwardOutcome:
+        """Verify payment, claim, pay every unpaid leg, complete. Raises a PaymentError subclass."""
+        split = self._store.get_fresh(payment_hash)
+        if split is None:
+            raise SplitNotFound("No invoice with this payment hash was created here.")
+        if split.status == SplitStatus.COMPLETED:
+            return ForwardOutcome(split, already_processed=True)
+        if split.status in _ASK_BLINK:
+            split = self._confirm_paid(split, source)
+
+        token = self._locks.acquire(payment_hash)
+        if token is False:
+            raise ForwardingInProgress("This payment is being forwarded right now.")
+        try:
+            return self._forward_claimed(payment_hash)
+        finally:
+            if token:
+                self._locks.release(payment_hash, token)
+
+    def mark_paid_if_paid(self, split: Split, source: str) -> Split | None:
+        """Ask Blink about a pending split; record it as paid when it is. Used by the worker."""
+        status = self._blink.invoice_status(split.payment_hash)
+        if status == InvoiceStatus.PAID:
+            return self._store.mark_paid(split.payment_hash, source)
+        return None
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _confirm_paid(self, split: Split, source: str) -> Split:
+        try:
+            status = self._blink.invoice_status(split.payment_hash)
+        except BlinkUnavailable as exc:
+            raise UpstreamUnavailable(
+                "Blink did not answer whether the invoice is paid; try again.",
+                timed_out=isinstance(exc, BlinkTimeout),
+                details={"retryable": True},
+            ) from exc
+        if status != InvoiceStatus.PAID:
+            raise InvoiceNotPaid(
+                "The invoice has not been paid yet; nothing was forwarded.",
+                details={"paymentStatus": str(status)},
+            )
+        return self._store.mark_paid(split.payment_hash, source)
+
+    def _forward_claimed(self, payment_hash: str) -> ForwardOutcome:
+        owner = f"{self._settings.instance_id}:{uuid.uuid4().hex[:12]}"
+        split = self._store.claim(payment_hash, owner, self._settings.lease_seconds)
+        if split is None:
+            current = self._store.get_fresh(payment_hash)
+            if current is not None and current.status == SplitStatus.COMPLETED:
+                return ForwardOutcome(current, already_processed=True)
+            raise ForwardingInProgress("This payment is being forwarded right now.")
+        return self._pay_claimed(split, owner)
+
+    def forward_claimed(self, split: Split, owner: str) -> ForwardOutcome:
+        """Pay the unpaid legs of a split the caller already claimed as `owner` (the worker's
+        batch claim), then complete it: the same leg logic as forward(). Raises like forward()."""
+        return self._pay_claimed(split, owner)
+
+    def _pay_claimed(self, split: Split, owner: str) -> ForwardOutcome:
+        payment_hash = split.payment_hash
+        last_error: BlinkError | None = None
+        try:
+            for leg in sorted(split.legs, key=lambda leg: leg.position):
+                if leg.status == LegStatus.SUCCEEDED:
+                    continue
+                error = self._pay_leg(split, leg)
+                if error is not None:
+                    last_error = error
+        except BaseException:
+            # Anything unexpected (Postgres gone, a bug): hand the split back for the worker.
+            self._release_quietly(payment_hash, owner, "forwarding interrupted")
+            raise
+
+        if last_error is None:
+            completed = self._store.complete(payment_hash, owner)
+            self._observe("forward", "completed")
+            return ForwardOutcome(completed, already_processed=False)
+
+        return self._give_back(payment_hash, owner, last_error)
+
+    def _pay_leg(self, split: Split, leg: Leg) -> BlinkError | None:
+        """Pay one leg; returns the Blink error when it stays unpaid (already recorded)."""
+        try:
+            if leg.payment_request is None:
+                leg = self._invoice_leg(split, leg)
+            self._store.mark_leg_sending(leg.id)
+            status = self._blink.pay_invoice(
+                self._settings.pos_api_key,
+                self._settings.pos_wallet_id,
+                leg.payment_request,
+                self._leg_memo(split, leg),
+            )
+        except BlinkError as exc:
+            self._record_leg_failure(leg, exc)
+            return exc
+
+        if status in (PaymentStatus.SUCCESS, PaymentStatus.ALREADY_PAID):
+            self._store.mark_leg_succeeded(leg.id)
+            self._observe("leg", "paid")
+            return None
+        # PENDING: Blink holds the payment in flight. Paying the same invoice later is safe, so
+        # the leg is retried like a failure and will answer SUCCESS or ALREADY_PAID then.
+        pending = BlinkUnavailable("payment pending at Blink", code="payment_pending", operation="pay")
+        self._record_leg_failure(leg, pending)
+        return pending
+
+    def _invoice_leg(self, split: Split, leg: Leg) -> Leg:
+        """Create the leg's invoice once and commit it before anything is paid."""
+        memo = self._leg_memo(split, leg)
+        if leg.kind == LegKind.BASE:
+            invoice = self._blink.create_invoice(
+                self._store.merchant_api_key(split), split.merchant_wallet_id, leg.sats, memo
+            )
+        else:
+            wallet_id = leg.recipient_wallet_id or self._blink.default_btc_wallet(leg.recipient)
+            invoice = self._blink.create_invoice_for_recipient(wallet_id, leg.sats, memo)
+        recorded = self._store.record_leg_invoice(leg.id, invoice.payment_request, invoice.payment_hash)
+        if recorded is not None:
+            return recorded
+        # Another holder recorded an invoice first (our lease had expired): pay that one instead,
+        # so the leg still has exactly one invoice that can be paid.
+        current = self._store.get_fresh(split.payment_hash)
+        return current.leg(leg.id)
+
+    def _record_leg_failure(self, leg: Leg, error: BlinkError) -> None:
+        attempts = leg.attempts + 1
+        next_attempt = self._now() + retry_delay(attempts)
+        self._store.mark_leg_failed(leg.id, _describe(error), next_attempt)
+        self._observe("leg", "failed")
+        log.warning(
+            "leg_failed",
+            extra={"leg_id": leg.id, "kind": str(leg.kind), "error_code": error.code, "attempts": attempts},
+        )
+
+    def _give_back(self, payment_hash: str, owner: str, error: BlinkError) -> ForwardOutcome:
+        split = self._store.get_fresh(payment_hash)
+        exhausted = [
+            leg
+            for leg in split.legs
+            if leg.status != LegStatus.SUCCEEDED and leg.attempts >= self._settings.leg_max_attempts
+        ]
+        if exhausted:
+            self._store.fail(payment_hash, f"{len(exhausted)} leg(s) out of attempts: {_describe(error)}")
+            self._observe("forward", "failed")
+        else:
+            self._store.release(payment_hash, owner, _describe(error))
+            self._observe("forward", "incomplete")
+        split = self._store.get_fresh(payment_hash)
+        raise ForwardingIncomplete(
+            "Some payouts could not be sent yet; they will be retried automatically.",
+            timed_out=isinstance(error, BlinkTimeout),
+            details={"retryable": not exhausted, "paymentHash": payment_hash, "legs": leg_summaries(split)},
+        )
+
+    def _release_quietly(self, payment_hash: str, owner: str, reason: str) -> None:
+        try:
+            self._store.release(payment_hash, owner, reason)
+        except Exception:  # noqa: BLE001 - the original error matters more; the lease expires anyway
+            log.exception("release_failed", extra={"payment_hash": payment_hash})
+
+    def _leg_memo(self, split: Split, leg: Leg) -> str:
+        return leg_memo(split, leg)
+
+
+def leg_memo(split: Split, leg: Leg) -> str:
+    """The memo on a leg's invoice: what the sale was for the merchant, which tip part for a tipee."""
+    tip_legs = [other for other in sorted(split.legs, key=lambda x: x.position) if other.kind == LegKind.TIP]
+    if leg.kind == LegKind.BASE:
+        tip_text = None
+        if split.tip_sats > 0:
+            tip_text = memos.describe_tip(
+                split.tip_sats, split.display_currency, split.tip_amount_display, split.tip_percent
+            )
+        return memos.merchant_memo(split.memo, tip_text, [other.recipient for other in tip_legs])
+    index = next(i for i, other in enumerate(tip_legs, start=1) if other.id == leg.id)
+    display = memos.tip_leg_display_amount(
+        leg.sats, split.tip_sats, split.display_currency, split.tip_amount_display
+    )
+    return memos.tip_memo(index, len(tip_legs), display, leg.sats)
+
+
+def _describe(error: BlinkError) -> str:
+    return f"{error.code}: {error.message}"[:500]
+
+
+def leg_summaries(split: Split) -> list[dict]:
+    return [
+        {
+            "kind": str(leg.kind),
+            "recipient": leg.recipient,
+            "sats": leg.sats,
+            "status": str(leg.status),
+            "paymentHash": leg.payment_hash,
+            "attempts": leg.attempts,
+            "lastError": leg.last_error,
+        }
+        for leg in sorted(split.legs, key=lambda leg: leg.position)
+    ]

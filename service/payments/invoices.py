@@ -1,0 +1,174 @@
+"""create-invoice: check the merchant and the tip recipients, issue the POS invoice, store the split.
+
+Every check that can fail happens before the invoice exists, so a refused sale leaves nothing
+behind at Blink or here. Positive answers (this key owns this wallet; this username has this
+BTC wallet) are cached for ten minutes; negative ones never are, so a fix takes effect at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from service.blink import BlinkClient, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
+from service.blink.types import WalletCurrency
+from service.payments.errors import (
+    InvalidMerchantKey,
+    MerchantWalletMismatch,
+    UnknownTipRecipient,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from service.payments.model import LegKind, NewSplit, PlannedLeg, Split
+from service.payments.requests import InvoiceRequest
+from service.payments.splitting import plan_legs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InvoiceSettings:
+    pos_api_key: str
+    pos_wallet_id: str
+    ttl_seconds: int
+    environment: str
+
+
+class InvoiceService:
+    def __init__(
+        self,
+        store,
+        blink: BlinkClient,
+        lookups,
+        fingerprint: Callable[[str], str],
+        settings: InvoiceSettings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._store = store
+        self._blink = blink
+        self._lookups = lookups
+        self._fingerprint = fingerprint
+        self._settings = settings
+        self._now = clock or (lambda: datetime.now(UTC))
+
+    def create(self, request: InvoiceRequest) -> Split:
+        with _upstream("checking the merchant wallet"):
+            self._check_merchant_owns_wallet(request.merchant_api_key, request.merchant_wallet_id)
+        with _upstream("resolving tip recipients"):
+            recipient_wallets = {
+                recipient.username: self._recipient_wallet(recipient.username)
+                for recipient in request.tip_recipients
+            }
+
+        legs = plan_legs(
+            request.merchant_wallet_id, request.base_sats, request.tip_sats, request.tip_recipients
+        )
+        minutes = max(1, self._settings.ttl_seconds // 60)
+        with _upstream("creating the invoice"):
+            invoice = self._blink.create_invoice(
+                self._settings.pos_api_key,
+                self._settings.pos_wallet_id,
+                request.invoice_sats,
+                request.memo or "",
+                expires_in_minutes=minutes,
+            )
+        new_split = NewSplit(
+            payment_hash=invoice.payment_hash,
+            payment_request=invoice.payment_request,
+            invoice_sats=request.invoice_sats,
+            base_sats=request.base_sats,
+            tip_sats=request.tip_sats,
+            tip_percent=request.tip_percent,
+            merchant_wallet_id=request.merchant_wallet_id,
+            merchant_api_key=request.merchant_api_key,
+            tip_recipients=request.tip_recipients,
+            legs=_with_wallets(legs, recipient_wallets),
+            display_currency=request.display_currency,
+            base_amount_display=request.base_amount_display,
+            tip_amount_display=request.tip_amount_display,
+            memo=request.memo or None,
+            environment=self._settings.environment,
+            expires_at=self._now() + timedelta(minutes=minutes),
+        )
+        split = self._store.save(new_split)
+        log.info(
+            "invoice_created",
+            extra={
+                "payment_hash": split.payment_hash,
+                "invoice_sats": split.invoice_sats,
+                "tip_sats": split.tip_sats,
+                "recipients": len(request.tip_recipients),
+            },
+        )
+        return split
+
+    def _check_merchant_owns_wallet(self, api_key: str, wallet_id: str) -> None:
+        fingerprint = self._fingerprint(api_key)
+        if self._lookups.wallet_owner_known(fingerprint, wallet_id):
+            return
+        try:
+            wallets = self._blink.wallets(api_key)
+        except BlinkUnauthorized as exc:
+            raise InvalidMerchantKey("Blink did not accept the merchant API key.") from exc
+        owned = {wallet.id: wallet.currency for wallet in wallets}
+        if wallet_id not in owned:
+            raise MerchantWalletMismatch("The wallet does not belong to the account of this API key.")
+        if owned[wallet_id] != WalletCurrency.BTC:
+            raise MerchantWalletMismatch("Sales are forwarded in sats: choose the account's BTC wallet.")
+        self._lookups.remember_wallet_owner(fingerprint, wallet_id)
+
+    def _recipient_wallet(self, username: str) -> str:
+        cached = self._lookups.recipient_wallet(username)
+        if cached:
+            return cached
+        try:
+            wallet_id = self._blink.default_btc_wallet(username)
+        except BlinkRejected as exc:
+            raise UnknownTipRecipient(
+                f"Tip recipient '{username}' has no Blink BTC wallet.", details={"username": username}
+            ) from exc
+        self._lookups.remember_recipient_wallet(username, wallet_id)
+        return wallet_id
+
+
+def _with_wallets(legs: tuple[PlannedLeg, ...], wallets: dict[str, str]) -> tuple[PlannedLeg, ...]:
+    """Tip legs remember the wallet resolved now, so forwarding pays where the check looked."""
+    return tuple(
+        PlannedLeg(
+            kind=leg.kind,
+            recipient=leg.recipient,
+            sats=leg.sats,
+            position=leg.position,
+            recipient_wallet_id=wallets.get(leg.recipient) if leg.kind == LegKind.TIP else leg.recipient,
+        )
+        for leg in legs
+    )
+
+
+class _upstream:
+    """Turns Blink trouble during create-invoice into the payment layer's typed errors."""
+
+    def __init__(self, doing: str) -> None:
+        self._doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, BlinkUnavailable):
+            raise UpstreamUnavailable(
+                f"Blink is not answering ({self._doing}); try again.",
+                timed_out=isinstance(exc, BlinkTimeout),
+                details={"retryable": True},
+            ) from exc
+        if isinstance(exc, BlinkUnauthorized):
+            # The merchant key is checked on its own; this is the POS key, an operator problem.
+            raise UpstreamRejected(f"Blink refused the service's credentials ({self._doing}).") from exc
+        if isinstance(exc, BlinkRejected):
+            raise UpstreamRejected(f"Blink refused the request ({self._doing}): {exc.message}") from exc
+        return False
