@@ -22,6 +22,7 @@ def create_app(config: Config | None = None) -> Flask:
     from service.api.health import health_blueprint
     from service.api.metrics import init_request_metrics, metrics_blueprint
     from service.api.payments import payments_blueprint
+    from service.api.reports import reports_blueprint
     from service.api.webhooks import webhooks_blueprint
     from service.errors import register_error_handlers
     from service.logging import configure_logging, init_request_logging
@@ -31,6 +32,12 @@ def create_app(config: Config | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    if config.trusted_proxy_count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=config.trusted_proxy_count, x_proto=config.trusted_proxy_count
+        )
     app.json.sort_keys = False  # keep the documented field order in responses
     register_error_handlers(app)
     init_request_logging(app)
@@ -38,6 +45,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_request_metrics(app, app.extensions[EXTENSION_KEY].metrics)
     app.register_blueprint(health_blueprint)
     app.register_blueprint(payments_blueprint)
+    app.register_blueprint(reports_blueprint)
     app.register_blueprint(webhooks_blueprint)
     app.register_blueprint(metrics_blueprint)
     init_cors(app, config.cors_allowed_origins)
@@ -55,6 +63,7 @@ def build_services(config: Config) -> AppServices:
         min_size=config.pg_pool_min_size,
         max_size=config.pg_pool_max_size,
         timeout=config.pg_connect_timeout_seconds,
+        wait=False,
     )
     db = postgres.Database(pool)
     try:

@@ -51,6 +51,9 @@ class Config:
     rate_limit_per_wallet_per_minute: int = 60
     rate_limit_per_ip_per_minute: int = 120
     cors_allowed_origins: tuple[str, ...] = ()
+    # Load balancers in front that append to X-Forwarded-For; the client address for rate
+    # limits is read that many hops from the right. 0 trusts no header (direct exposure).
+    trusted_proxy_count: int = 0
     environment: str = "production"
     log_level: str = "INFO"
     worker_poll_seconds: float = 1.0
@@ -240,6 +243,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("RATE_LIMIT_PER_WALLET_PER_MINUTE", _positive_int, 60),
     _Spec("RATE_LIMIT_PER_IP_PER_MINUTE", _positive_int, 120),
     _Spec("CORS_ALLOWED_ORIGINS", _origins, ()),
+    _Spec("TRUSTED_PROXY_COUNT", _non_negative_int, 0),
     _Spec("ENVIRONMENT", _text, "production"),
     _Spec("LOG_LEVEL", _log_level, "INFO"),
     _Spec("WORKER_POLL_SECONDS", _positive_seconds, 1.0),

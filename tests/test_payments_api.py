@@ -366,3 +366,29 @@ def test_payment_status_shows_no_secrets(sale_client, merchant):
     text = response.get_data(as_text=True)
     assert merchant["apiKey"] not in text and "ciphertext" not in text
     assert response.get_json()["status"] == "pending"
+
+
+def test_rate_limit_per_address_uses_the_client_behind_the_load_balancer(
+    clean_db, clean_redis, sim_clean, sale_config, merchant
+):
+    from service import create_app
+
+    app = create_app(sale_config(rate_limit_per_ip_per_minute=1, trusted_proxy_count=1))
+    try:
+        client = app.test_client()
+
+        def sale_from(address: str) -> int:
+            response = client.post(
+                "/api/blink/create-invoice",
+                json=sale_body(merchant, 100),
+                headers={"X-Forwarded-For": address},
+            )
+            return response.status_code
+
+        assert [sale_from("198.51.100.7"), sale_from("203.0.113.9"), sale_from("198.51.100.7")] == [
+            200,
+            200,
+            429,
+        ]
+    finally:
+        app.extensions["blinkpos"].close()

@@ -30,8 +30,13 @@ def open_pool(
     timeout: float,
     *,
     statement_timeout_ms: int = 15_000,
+    wait: bool = True,
 ) -> ConnectionPool:
-    """Opens a pool and waits until min_size connections exist (StoreUnavailable otherwise).
+    """Opens a pool; with wait, until min_size connections exist (StoreUnavailable otherwise).
+
+    Without wait the pool connects in the background: an app process can then start while
+    Postgres is still down and answer /readyz 503 (and money requests 503) until it is back,
+    instead of crash-looping under its orchestrator.
 
     timeout bounds connecting and waiting for a free connection; statement_timeout_ms bounds
     every statement server-side, so a stuck query cannot hold a request forever.
@@ -53,7 +58,7 @@ def open_pool(
         name="blinkpos",
     )
     try:
-        pool.open(wait=True, timeout=timeout)
+        pool.open(wait=wait, timeout=timeout)
     except PoolTimeout as exc:
         pool.close()
         raise StoreUnavailable("Postgres is unreachable: the connection pool could not open") from exc
