@@ -44,7 +44,9 @@ def forward_with_tips():
     svc = services()
     parsed = _validated(parse_forward_with_tips, json_body())
     try:
-        outcome = svc.forwarder.forward(parsed.payment_hash, source="forward-with-tips")
+        outcome = svc.forwarder.forward(
+            parsed.payment_hash, source="forward-with-tips", client_total_sats=parsed.client_total_sats
+        )
     except PaymentError as error:
         raise_api_error(error)
     return jsonify(presenters.forward_result(outcome))

@@ -87,11 +87,27 @@ class Forwarder:
 
     # -- public -----------------------------------------------------------------------------
 
-    def forward(self, payment_hash: str, *, source: str) -> ForwardOutcome:
-        """Verify payment, claim, pay every unpaid leg, complete. Raises a PaymentError subclass."""
+    def forward(
+        self, payment_hash: str, *, source: str, client_total_sats: int | None = None
+    ) -> ForwardOutcome:
+        """Verify payment, claim, pay every unpaid leg, complete. Raises a PaymentError subclass.
+
+        client_total_sats is what the caller believes the sale was; it is only recorded (a
+        mismatch is logged), since payouts come from the stored invoice.
+        """
         split = self._store.get_fresh(payment_hash)
         if split is None:
             raise SplitNotFound("No invoice with this payment hash was created here.")
+        if client_total_sats is not None and client_total_sats != split.invoice_sats:
+            log.warning(
+                "client_total_ignored",
+                extra={
+                    "payment_hash": payment_hash,
+                    "client_total_sats": client_total_sats,
+                    "invoice_sats": split.invoice_sats,
+                    "source": source,
+                },
+            )
         if split.status == SplitStatus.COMPLETED:
             return ForwardOutcome(split, already_processed=True)
         if split.status in _ASK_BLINK:
