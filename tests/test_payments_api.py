@@ -392,3 +392,26 @@ def test_rate_limit_per_address_uses_the_client_behind_the_load_balancer(
         ]
     finally:
         app.extensions["blinkpos"].close()
+
+
+def test_leg_invoice_that_expired_while_waiting_is_replaced_and_paid_once(sale_client, sim, merchant, tipee):
+    recipient = tipee()
+    invoice = create(sale_client, sale_body(merchant, 1000, tip=100, recipients=[recipient]))
+    sim.pay(invoice["paymentHash"])
+    sim.fault("lnInvoicePaymentSend", "error", count=2)
+    assert forward(sale_client, invoice["paymentHash"]).status_code == 502
+    old_hashes = leg_hashes(sale_client, invoice["paymentHash"])
+    for leg_hash in old_hashes:
+        sim.expire(leg_hash)
+
+    # The expired invoices are refused by Blink, found EXPIRED, and dropped...
+    assert forward(sale_client, invoice["paymentHash"]).status_code == 502
+    assert leg_hashes(sale_client, invoice["paymentHash"]) == [None, None]
+    # ...so the next attempt invoices the legs afresh and pays them.
+    assert forward(sale_client, invoice["paymentHash"]).status_code == 200
+    new_hashes = leg_hashes(sale_client, invoice["paymentHash"])
+    paid = transfers_by_hash(sim)
+    assert [paid[h] for h in old_hashes] == [0, 0]
+    assert [paid[h] for h in new_hashes] == [1, 1]
+    assert sim.balance(merchant["btcWalletId"]) == 900
+    assert sim.balance(recipient["btcWalletId"]) == 100

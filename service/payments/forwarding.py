@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from service.blink import (
     BlinkClient,
     BlinkError,
+    BlinkRejected,
     BlinkTimeout,
     BlinkUnavailable,
     InvoiceStatus,
@@ -189,6 +190,10 @@ class Forwarder:
         try:
             if leg.payment_request is None:
                 leg = self._invoice_leg(split, leg)
+        except BlinkError as exc:
+            self._record_leg_failure(leg, exc)
+            return exc
+        try:
             self._store.mark_leg_sending(leg.id)
             status = self._blink.pay_invoice(
                 self._settings.pos_api_key,
@@ -198,6 +203,8 @@ class Forwarder:
             )
         except BlinkError as exc:
             self._record_leg_failure(leg, exc)
+            if isinstance(exc, BlinkRejected):
+                self._discard_if_expired(leg)
             return exc
 
         if status in (PaymentStatus.SUCCESS, PaymentStatus.ALREADY_PAID):
@@ -227,6 +234,17 @@ class Forwarder:
         # so the leg still has exactly one invoice that can be paid.
         current = self._store.get_fresh(split.payment_hash)
         return current.leg(leg.id)
+
+    def _discard_if_expired(self, leg: Leg) -> None:
+        """A leg invoice can expire while the leg waits for retries (or an operator): then,
+        and only then, it is safe to drop it and invoice the leg again."""
+        try:
+            expired = self._blink.invoice_status(leg.payment_hash) == InvoiceStatus.EXPIRED
+        except BlinkError:
+            return  # unknown: keep the invoice; the next attempt asks again
+        if expired:
+            self._store.discard_expired_leg_invoice(leg.id, leg.payment_hash)
+            log.info("leg_invoice_expired", extra={"leg_id": leg.id})
 
     def _record_leg_failure(self, leg: Leg, error: BlinkError) -> None:
         attempts = leg.attempts + 1

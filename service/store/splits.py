@@ -240,13 +240,20 @@ class SplitStore:
 
         None when the leg was already succeeded (stats are never counted twice).
         """
-        return self._leg_change(self.q.mark_leg_succeeded, leg_id=leg_id)
+        leg = self._leg_change(self.q.mark_leg_succeeded, leg_id=leg_id)
+        if leg is not None and leg.kind is LegKind.TIP:
+            self.cache.delete_recipient_stats(leg.recipient)  # its public totals just changed
+        return leg
 
     def mark_leg_failed(self, leg_id: int, error: str, next_attempt_at: datetime | None) -> Leg | None:
         """-> failed with the error and the next retry time; None for a succeeded leg."""
         return self._leg_change(
             self.q.mark_leg_failed, leg_id=leg_id, error=_error_text(error), next_attempt_at=next_attempt_at
         )
+
+    def discard_expired_leg_invoice(self, leg_id: int, payment_hash: str) -> Leg | None:
+        """Forgets a leg invoice Blink reports EXPIRED, so the next attempt invoices afresh."""
+        return self._leg_change(self.q.discard_expired_leg_invoice, leg_id=leg_id, payment_hash=payment_hash)
 
     def _leg_change(self, statement: Any, **params: Any) -> Leg | None:
         with self.db.connection() as conn:

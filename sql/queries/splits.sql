@@ -227,6 +227,25 @@ WITH leg AS (
 SELECT leg.*, s.payment_hash AS split_payment_hash
 FROM leg JOIN payment_splits s ON s.id = leg.split_id
 
+-- name: discard_expired_leg_invoice
+-- failed with an invoice Blink reports EXPIRED -> failed without it, so the next attempt creates a
+-- fresh invoice. Safe: an expired invoice can never be paid. Only the very invoice that was
+-- checked is discarded (payment_hash must match), and never one of a succeeded leg.
+WITH leg AS (
+    UPDATE payment_legs
+    SET payment_request = NULL, payment_hash = NULL, status = 'failed', updated_at = %(now)s
+    WHERE id = %(leg_id)s AND payment_hash = %(payment_hash)s AND status IN ('invoiced', 'sending', 'failed')
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, leg_id, event_type, data)
+    SELECT split_id, id, 'leg_failed',
+           jsonb_build_object('error', 'leg invoice expired; a new one will be created',
+                              'expired_payment_hash', %(payment_hash)s::text)
+    FROM leg
+)
+SELECT leg.*, s.payment_hash AS split_payment_hash
+FROM leg JOIN payment_splits s ON s.id = leg.split_id
+
 -- name: find_paid_unforwarded
 -- Worker: paid splits nobody is forwarding, forwarding splits whose lease ran out, and
 -- released forwarding splits that are not just waiting for a failed leg's retry time
