@@ -152,9 +152,13 @@ def _present_text(value: Any) -> bool:
 
 
 def _memo(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise LegacyRecordInvalid("memo is not text", "bad_memo")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise LegacyRecordInvalid("memo is not text", "bad_memo")
+    if "\x00" in value:  # Postgres text cannot hold it
+        raise LegacyRecordInvalid("memo contains a NUL character", "bad_memo")
+    return value
 
 
 def record_from_entry(
