@@ -104,6 +104,16 @@ class SplitCache:
         self.counters.add("deletes")
         return True
 
+    def delete_recipient_stats(self, username: str) -> bool:
+        """Drops stats:recipient:{username} (a tip to them was paid); the next read re-warms it."""
+        try:
+            self.redis.delete(keys.recipient_stats(username))
+        except redis.RedisError as exc:
+            self._failed("delete", exc)
+            return False
+        self.counters.add("deletes")
+        return True
+
     def ping(self) -> bool:
         """For health checks: True when Redis answers (errors are not counted here)."""
         try:

@@ -1,0 +1,108 @@
+"""Marshmallow schemas of the report answers: the views dump through them (so the answers
+have exactly the documented fields) and the OpenAPI document is built from them.
+
+Register REPORT_SCHEMAS under their names (`spec.components.schema(name, schema=...)`): the
+view docstrings of service/api/reports.py refer to them by those names.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+
+class ReportPeriodSchema(Schema):
+    from_ = fields.String(
+        attribute="from", data_key="from", metadata={"description": "First local day, YYYY-MM-DD"}
+    )
+    to = fields.String(metadata={"description": "Last local day (inclusive), YYYY-MM-DD"})
+    timezone = fields.String(metadata={"description": "IANA zone the days are counted in"})
+    start = fields.String(metadata={"description": "First instant of the period (ISO 8601, UTC)"})
+    end = fields.String(metadata={"description": "First instant after the period (ISO 8601, UTC)"})
+
+
+class SalesTotalsSchema(Schema):
+    sales = fields.Integer(metadata={"description": "Completed sales"})
+    tippedSales = fields.Integer(metadata={"description": "Completed sales with a tip"})
+    invoiceSats = fields.Integer(metadata={"description": "Sats the customers paid"})
+    merchantSats = fields.Integer(metadata={"description": "Sats forwarded to the merchant's wallet"})
+    tipSats = fields.Integer(metadata={"description": "Sats forwarded to tip recipients"})
+
+
+class DaySalesSchema(SalesTotalsSchema):
+    date = fields.String(metadata={"description": "Local day, YYYY-MM-DD"})
+
+
+class DisplayTotalsSchema(Schema):
+    currency = fields.String()
+    sales = fields.Integer()
+    baseAmount = fields.String(metadata={"description": "Decimal text, display currency"})
+    tipAmount = fields.String(metadata={"description": "Decimal text, display currency"})
+
+
+class NotForwardedSchema(Schema):
+    sales = fields.Integer()
+    invoiceSats = fields.Integer()
+
+
+class ReportSummarySchema(Schema):
+    period = fields.Nested(ReportPeriodSchema)
+    totals = fields.Nested(SalesTotalsSchema, metadata={"description": "Completed sales only"})
+    displayTotals = fields.List(fields.Nested(DisplayTotalsSchema))
+    notForwarded = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(NotForwardedSchema),
+        metadata={"description": "Sales not (yet) forwarded, by status (pending, paid, forwarding, ...)"},
+    )
+    days = fields.List(fields.Nested(DaySalesSchema), metadata={"description": "Every day of the period"})
+
+
+class RecipientTipsSchema(Schema):
+    username = fields.String()
+    tips = fields.Integer()
+    tipSats = fields.Integer()
+    firstTipAt = fields.String(metadata={"description": "First tipped sale, in the report's zone"})
+    lastTipAt = fields.String(metadata={"description": "Last tipped sale, in the report's zone"})
+
+
+class DayRecipientTipsSchema(Schema):
+    username = fields.String()
+    tips = fields.Integer()
+    tipSats = fields.Integer()
+
+
+class DayTipsSchema(Schema):
+    date = fields.String()
+    tips = fields.Integer()
+    tipSats = fields.Integer()
+    recipients = fields.List(fields.Nested(DayRecipientTipsSchema))
+
+
+class TipsTotalsSchema(Schema):
+    recipients = fields.Integer()
+    tips = fields.Integer()
+    tipSats = fields.Integer()
+
+
+class TipsReportSchema(Schema):
+    period = fields.Nested(ReportPeriodSchema)
+    totals = fields.Nested(TipsTotalsSchema)
+    recipients = fields.List(fields.Nested(RecipientTipsSchema), metadata={"description": "Most sats first"})
+    days = fields.List(fields.Nested(DayTipsSchema), metadata={"description": "Every day of the period"})
+
+
+class RecipientStatsSchema(Schema):
+    username = fields.String()
+    tipCount = fields.Integer()
+    totalSats = fields.Integer()
+    averageSats = fields.Float()
+    largestSats = fields.Integer()
+    smallestSats = fields.Integer()
+    firstTipAt = fields.String(metadata={"description": "ISO 8601, UTC"})
+    lastTipAt = fields.String(metadata={"description": "ISO 8601, UTC"})
+
+
+REPORT_SCHEMAS: dict[str, type[Schema]] = {
+    "ReportSummary": ReportSummarySchema,
+    "TipsReport": TipsReportSchema,
+    "RecipientStats": RecipientStatsSchema,
+}

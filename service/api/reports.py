@@ -1,0 +1,150 @@
+"""Merchant reports and public tip-recipient stats.
+
+Reports authenticate with the merchant's own Blink API key in X-API-KEY, matched by its
+fingerprint (service/reports/merchant.py): a merchant only ever sees its own sales. The view
+docstrings carry the OpenAPI operations (YAML after `---`, apispec style); their schemas are
+registered from service.api.report_schemas.REPORT_SCHEMAS.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from service.api.report_schemas import RecipientStatsSchema, ReportSummarySchema, TipsReportSchema
+from service.context import services
+from service.errors import NotFound, error_response
+from service.reports.errors import ReportError, UnknownMerchant
+from service.reports.merchant import MerchantReports
+from service.reports.period import ReportPeriod, parse_period
+from service.reports.recipient_stats import RecipientStats
+from service.reports.sales_csv import csv_chunks
+
+reports_blueprint = Blueprint("reports", __name__)
+
+API_KEY_HEADER = "X-API-KEY"
+_NO_STORE = {"Cache-Control": "private, no-store"}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _merchant_request() -> tuple[MerchantReports, str, ReportPeriod]:
+    """The reports, the caller's key fingerprint (401 first) and the requested period."""
+    svc = services()
+    reports = MerchantReports(svc.db, svc.keybox.fingerprint)
+    fingerprint = reports.authenticate(request.headers.get(API_KEY_HEADER))
+    return reports, fingerprint, parse_period(request.args, _utc_now)
+
+
+@reports_blueprint.errorhandler(ReportError)
+def _report_error(error: ReportError) -> tuple[Response, int]:
+    status = 401 if isinstance(error, UnknownMerchant) else 400
+    return error_response(status, error.code, error.message, error.details)
+
+
+@reports_blueprint.get("/api/reports/summary")
+def summary():
+    """Daily sales summary of the calling merchant.
+    ---
+    get:
+      summary: Completed sales per day, totals, display-currency totals, unforwarded sales by status
+      tags: [reports]
+      parameters:
+        - {in: header, name: X-API-KEY, required: true, schema: {type: string},
+           description: "The merchant's Blink API key (the one its sales were made with)"}
+        - {in: query, name: from, schema: {type: string, format: date},
+           description: "First day (default: to)"}
+        - {in: query, name: to, schema: {type: string, format: date},
+           description: "Last day, inclusive (default: today)"}
+        - {in: query, name: tz, schema: {type: string, default: UTC},
+           description: "IANA time zone of the days"}
+      responses:
+        200: {description: The summary, content: {application/json: {schema: ReportSummary}}}
+        400: {description: "invalid_date, invalid_timezone or range_too_large (over 366 days)",
+              content: {application/json: {schema: Error}}}
+        401: {description: "unauthorized: missing or unknown API key",
+              content: {application/json: {schema: Error}}}
+    """
+    reports, fingerprint, period = _merchant_request()
+    return jsonify(ReportSummarySchema().dump(reports.summary(fingerprint, period))), 200, _NO_STORE
+
+
+@reports_blueprint.get("/api/reports/tips")
+def tips():
+    """Tips of the calling merchant's completed sales, per recipient and per day.
+    ---
+    get:
+      summary: Per tip recipient count, sats, first and last tip; and per day
+      tags: [reports]
+      parameters:
+        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
+        - {in: query, name: from, schema: {type: string, format: date}}
+        - {in: query, name: to, schema: {type: string, format: date}}
+        - {in: query, name: tz, schema: {type: string, default: UTC}}
+      responses:
+        200: {description: The tips report, content: {application/json: {schema: TipsReport}}}
+        400: {description: "invalid_date, invalid_timezone or range_too_large",
+              content: {application/json: {schema: Error}}}
+        401: {description: "unauthorized", content: {application/json: {schema: Error}}}
+    """
+    reports, fingerprint, period = _merchant_request()
+    return jsonify(TipsReportSchema().dump(reports.tips(fingerprint, period))), 200, _NO_STORE
+
+
+@reports_blueprint.get("/api/reports/sales.csv")
+def sales_csv():
+    """Every sale of the calling merchant as CSV (RFC 4180, UTF-8), streamed.
+    ---
+    get:
+      summary: One row per sale in any status; forwarded_at is set on completed rows only
+      tags: [reports]
+      parameters:
+        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
+        - {in: query, name: from, schema: {type: string, format: date}}
+        - {in: query, name: to, schema: {type: string, format: date}}
+        - {in: query, name: tz, schema: {type: string, default: UTC}}
+      responses:
+        200:
+          description: "Columns: created_at, payment_hash, status, invoice_sats, base_sats, tip_sats,
+            tip_percent, display_currency, base_amount_display, tip_amount_display, wallet_id,
+            tip_recipients (user=sats;...), memo, paid_at, forwarded_at"
+          content: {text/csv: {schema: {type: string}}}
+        400: {description: "invalid_date, invalid_timezone or range_too_large",
+              content: {application/json: {schema: Error}}}
+        401: {description: "unauthorized", content: {application/json: {schema: Error}}}
+    """
+    reports, fingerprint, period = _merchant_request()
+    pages = reports.sales(fingerprint, period)
+    # The first page is read before answering, so a database failure is still a JSON error.
+    first = list(itertools.islice(pages, 1))
+    body = stream_with_context(csv_chunks(itertools.chain(first, pages), period))
+    filename = f"sales_{period.first_day.isoformat()}_{period.last_day.isoformat()}.csv"
+    headers = {**_NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(body, status=200, headers=headers, content_type="text/csv; charset=utf-8")
+
+
+@reports_blueprint.get("/api/stats/recipients/<username>")
+def recipient_stats(username: str):
+    """Public totals of one tip recipient (cached for an hour, refreshed by each new tip).
+    ---
+    get:
+      summary: Count, sats, average, largest, smallest, first and last tip of a recipient
+      tags: [stats]
+      parameters:
+        - {in: path, name: username, required: true, schema: {type: string}}
+      responses:
+        200: {description: The recipient's totals, content: {application/json: {schema: RecipientStats}}}
+        400: {description: "invalid_username", content: {application/json: {schema: Error}}}
+        404: {description: "recipient_not_found: no tip was ever forwarded to this username",
+              content: {application/json: {schema: Error}}}
+    """
+    svc = services()
+    lookup = RecipientStats(svc.store.recipient_stats, svc.redis).lookup(username)
+    if lookup.stats is None:
+        raise NotFound("recipient_not_found", "No tip was forwarded to this recipient yet.")
+    headers = {"X-Cache": "HIT" if lookup.cache_hit else "MISS"}
+    return jsonify(RecipientStatsSchema().dump(lookup.stats)), 200, headers

@@ -1,0 +1,83 @@
+"""The sales list as RFC 4180 CSV (Python's csv module, excel dialect: CRLF line ends, fields
+with quotes, commas or line breaks quoted), produced page by page so it can be streamed.
+
+One row per sale in every status; reconcile payouts with the rows whose status is
+`completed` (forwarded_at is empty on every other row). Memos are written verbatim so they
+survive a round trip; a spreadsheet user should import the file as text rather than let a
+memo that starts with "=" be read as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+
+from service.reports.merchant import SaleRow, display_amount
+from service.reports.period import ReportPeriod
+
+COLUMNS = (
+    "created_at",
+    "payment_hash",
+    "status",
+    "invoice_sats",
+    "base_sats",
+    "tip_sats",
+    "tip_percent",
+    "display_currency",
+    "base_amount_display",
+    "tip_amount_display",
+    "wallet_id",
+    "tip_recipients",
+    "memo",
+    "paid_at",
+    "forwarded_at",
+)
+
+
+def tip_recipients_cell(sale: SaleRow) -> str:
+    """'alice=60;bob=40': Blink usernames are [0-9a-z_], so '=' and ';' never clash."""
+    return ";".join(f"{tip.username}={tip.sats}" for tip in sale.tips)
+
+
+def _decimal_cell(value: Decimal | None) -> str:
+    return display_amount(value) or ""
+
+
+def sale_cells(sale: SaleRow, period: ReportPeriod) -> list[str | int]:
+    return [
+        period.local(sale.created_at) or "",
+        sale.payment_hash,
+        sale.status,
+        sale.invoice_sats,
+        sale.base_sats,
+        sale.tip_sats,
+        _decimal_cell(sale.tip_percent),
+        sale.display_currency,
+        _decimal_cell(sale.base_amount_display),
+        _decimal_cell(sale.tip_amount_display),
+        sale.merchant_wallet_id,
+        tip_recipients_cell(sale),
+        sale.memo or "",
+        period.local(sale.paid_at) or "",
+        period.local(sale.forwarded_at) or "",
+    ]
+
+
+def csv_chunks(pages: Iterable[list[SaleRow]], period: ReportPeriod) -> Iterator[str]:
+    """The header, then one chunk of text per page of sales."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    yield _drain(buffer)
+    for page in pages:
+        writer.writerows(sale_cells(sale, period) for sale in page)
+        yield _drain(buffer)
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate(0)
+    return text
