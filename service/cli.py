@@ -1,6 +1,9 @@
 """The command line: `python -m service <command>`.
 
-    dev            embedded Postgres + Valkey (+ simulator) and the app, data under .dev/
+    dev            embedded Postgres + Valkey (+ simulator), the worker and the app, data under .dev/
+    worker         the background worker (payment detection, forwarding retries, expiry)
+    splits failed  list failed/stuck splits with their legs (--json)
+    splits retry   reset a failed split's legs so the worker retries it (--now: forward at once)
     db upgrade     apply pending migrations to DATABASE_URL
     config check   validate the environment and exit (0 ok, 2 with one line naming the problems)
 
@@ -48,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="db-command")
     upgrade = db_commands.add_parser("upgrade", help="apply pending migrations to DATABASE_URL")
     upgrade.set_defaults(handler=run_db_upgrade)
+
+    worker = commands.add_parser("worker", help="run the background worker (payment detection, retries)")
+    worker.set_defaults(handler=run_worker)
+
+    splits = commands.add_parser("splits", help="operator commands for splits that need attention")
+    splits_commands = splits.add_subparsers(dest="splits_command", required=True, metavar="splits-command")
+    failed = splits_commands.add_parser("failed", help="list failed and stuck splits with their legs")
+    failed.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    failed.add_argument("--limit", type=int, default=100, help="at most this many splits (default 100)")
+    failed.set_defaults(handler=run_splits_failed)
+    retry = splits_commands.add_parser("retry", help="reset a failed split's legs for the worker to retry")
+    retry.add_argument("payment_hash", help="the split's payment hash (64 hex)")
+    retry.add_argument("--now", action="store_true", help="forward it right away instead of via the worker")
+    retry.set_defaults(handler=run_splits_retry)
 
     config = commands.add_parser("config", help="configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="config-command")
@@ -121,8 +138,91 @@ def seed_simulator(simulator_url: str) -> DevAccounts:
 
 
 def start_dev_worker(app: Any) -> Any | None:
-    """HOOK (worker): start the background worker for the dev stack; return something with stop()."""
-    return None
+    """The background worker in a thread of the dev process; returns it (it has stop()).
+
+    In dev the simulator sends no webhook, so pending sales are polled at Blink after a few
+    seconds (not PENDING_POLL_AFTER_SECONDS): a paid sale is forwarded with nobody calling forward.
+    """
+    from service.worker import Worker, WorkerThread
+
+    services = app.extensions["blinkpos"]
+    poll_after = min(services.config.pending_poll_after_seconds, DEV_PENDING_POLL_AFTER_SECONDS)
+    return WorkerThread(Worker.from_services(services, pending_poll_after_seconds=poll_after)).start()
+
+
+DEV_PENDING_POLL_AFTER_SECONDS = 2
+
+
+# --- worker and operator commands -------------------------------------------------------------
+
+
+def _open_services() -> Any:
+    from service import build_services
+    from service.config import Config
+    from service.logging import configure_logging
+
+    config = Config.from_env()
+    configure_logging(config.log_level)
+    return build_services(config)
+
+
+def run_worker(_args: argparse.Namespace) -> int:
+    """Runs until SIGTERM/SIGINT; then finishes the split in hand, releases the rest, exits 0."""
+    import threading
+
+    from service.worker import Worker
+
+    services = _open_services()
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda _s, _f: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        Worker.from_services(services).run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        services.close()
+    return 0
+
+
+def run_splits_failed(args: argparse.Namespace) -> int:
+    from service import operator
+
+    services = _open_services()
+    try:
+        splits = operator.splits_needing_attention(
+            services.db, services.config.forward_lease_seconds, limit=args.limit
+        )
+    finally:
+        services.close()
+    say(operator.as_json(splits) if args.json else operator.as_table(splits))
+    return 0
+
+
+def run_splits_retry(args: argparse.Namespace) -> int:
+    from service import operator
+    from service.payments.errors import PaymentError
+
+    payment_hash = args.payment_hash.strip().lower()
+    services = _open_services()
+    try:
+        try:
+            legs = operator.reset_for_retry(services.db, payment_hash, services.config.forward_lease_seconds)
+        except operator.RetryRefused as refused:
+            sys.stderr.write(f"blinkpos: {refused}\n")
+            return 1
+        if not args.now:
+            say(f"split {payment_hash}: {legs} failed leg(s) reset; the worker will retry it")
+            return 0
+        try:
+            outcome = services.forwarder.forward(payment_hash, source="operator")
+        except PaymentError as error:
+            say(f"split {payment_hash}: {legs} leg(s) reset; forwarding incomplete ({type(error).__name__})")
+            say("the worker will keep retrying; see `python -m service splits failed`")
+            return 1
+        say(f"split {payment_hash}: forwarded, status {outcome.split.status}")
+        return 0
+    finally:
+        services.close()
 
 
 def dev_config(database_url: str, redis_url: str, blink_api_url: str, accounts: DevAccounts, key: str) -> Any:

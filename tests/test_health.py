@@ -60,7 +60,7 @@ def test_health_with_everything_up_is_healthy(client: FlaskClient) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
     body = response.get_json()
-    assert list(body) == ["status", "timestamp", "uptime", "version", "responseTime", "checks"]
+    assert list(body) == ["status", "timestamp", "uptime", "version", "responseTime", "checks", "worker"]
     assert body["status"] == "healthy"
     assert body["version"] == __version__
     assert datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00")).tzinfo is not None

@@ -145,7 +145,8 @@ def api_health() -> tuple[Response, int]:
             "redis": redis.as_json(),
             "postgres": postgres.as_json(),
             "blinkConfig": blink_config_report(app_services),
-            "worker": worker_report(app_services) if postgres.up else {"heartbeatAgeSeconds": None},
         },
+        # The background worker's liveness (informative: the API serves without it).
+        "worker": worker_report(app_services) if postgres.up else {"heartbeatAgeSeconds": None},
     }
     return jsonify(body), http_status

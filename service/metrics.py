@@ -1,0 +1,240 @@
+"""Prometheus instruments of one process, and the exposition for GET /metrics.
+
+Each `Metrics` owns a private CollectorRegistry, so several apps in one process (the tests)
+never collide. Under gunicorn with several workers, PROMETHEUS_MULTIPROC_DIR is set: the
+instruments then write to per-process files (prometheus-client decides that when it is
+imported) and `exposition()` aggregates every process's files with a MultiProcessCollector in a
+fresh registry; gunicorn.conf.py marks dead workers' files.
+
+The observers here are the callables the Blink client, the Forwarder and the webhook processor
+take, so those modules never import prometheus-client.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "blinkpos_http_requests_total",
+            "HTTP requests by endpoint (url rule), method and status",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "blinkpos_http_request_duration_seconds",
+            "HTTP request latency by endpoint (url rule)",
+            ["endpoint", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache_operations = Counter(
+            "blinkpos_cache_operations_total",
+            "Split cache (Redis) operations: hit, miss, error, write, delete",
+            ["result"],
+            registry=r,
+        )
+        self.forwards = Counter(
+            "blinkpos_forwards_total",
+            "Forwarding runs by outcome: completed, incomplete (retried later), failed",
+            ["outcome"],
+            registry=r,
+        )
+        self.legs = Counter(
+            "blinkpos_forward_legs_total",
+            "Leg payment attempts by outcome: paid, failed (scheduled for retry)",
+            ["outcome"],
+            registry=r,
+        )
+        self.leg_retries = Counter(
+            "blinkpos_leg_retries_total",
+            "Failed legs the worker took up again for another attempt",
+            registry=r,
+        )
+        self.blink_latency = Histogram(
+            "blinkpos_blink_request_duration_seconds",
+            "Blink API call latency by operation and outcome",
+            ["operation", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.blink_calls = Counter(
+            "blinkpos_blink_requests_total",
+            "Blink API calls by operation and outcome (errors: outcome != success)",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "blinkpos_webhooks_total",
+            "Blink webhook deliveries by result",
+            ["result"],
+            registry=r,
+        )
+        self.worker_lag = Gauge(
+            "blinkpos_worker_lag_seconds",
+            "Age of the oldest split waiting for the worker",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.worker_cycles = Counter(
+            "blinkpos_worker_cycles_total",
+            "Worker loop cycles by result: ok, error",
+            ["result"],
+            registry=r,
+        )
+        self.worker_forward_seconds = Histogram(
+            "blinkpos_worker_forward_duration_seconds",
+            "Time the worker took to forward one split",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.pending_checks = Counter(
+            "blinkpos_pending_status_checks_total",
+            "Pending splits asked at Blink by the worker, by answer",
+            ["answer"],
+            registry=r,
+        )
+        self._cache_seen: dict[str, int] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- observers handed to other modules -----------------------------------------------------
+
+    def observe_blink(self, operation: str, seconds: float, outcome: str) -> None:
+        """BlinkClient's observer(operation, seconds, outcome)."""
+        self.blink_latency.labels(operation, outcome).observe(seconds)
+        self.blink_calls.labels(operation, outcome).inc()
+
+    def observe_forward(self, event: str, outcome: str) -> None:
+        """Forwarder's observer(event, outcome): event "forward" or "leg"."""
+        if event == "forward":
+            self.forwards.labels(outcome).inc()
+        elif event == "leg":
+            self.legs.labels(outcome).inc()
+
+    def observe_webhook(self, result: str) -> None:
+        self.webhooks.labels(result).inc()
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(endpoint, method, str(status)).inc()
+        self.http_latency.labels(endpoint, method).observe(seconds)
+
+    def sync_cache_counters(self, snapshot: Mapping[str, int]) -> None:
+        """Adds what SplitCache's in-process counters gained since the last sync.
+
+        The cache counts in plain ints (it must not depend on prometheus); copying the deltas
+        keeps the exported counters monotonic and correct in multiprocess mode.
+        """
+        with self._cache_lock:
+            for name, value in snapshot.items():
+                gained = value - self._cache_seen.get(name, 0)
+                if gained > 0:
+                    self.cache_operations.labels(_CACHE_RESULT.get(name, name)).inc(gained)
+                self._cache_seen[name] = value
+
+    # -- exposition ----------------------------------------------------------------------------
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format body and its content type: every process's values in multiprocess mode."""
+        if multiprocess_dir() is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def collecting_registry(self) -> CollectorRegistry:
+        """The registry whose values describe the service (all processes in multiprocess mode)."""
+        if multiprocess_dir() is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return registry
+        return self.registry
+
+
+_CACHE_RESULT = {"hits": "hit", "misses": "miss", "errors": "error", "writes": "write", "deletes": "delete"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    value: float
+    tags: dict[str, str]
+
+
+class SampleWindow:
+    """Turns cumulative instrument values into per-window samples for system_metrics.
+
+    Each call to `take()` reports what happened since the previous call: the cache hit rate,
+    the average worker forward time, and error counts (Blink, HTTP 5xx, cache).
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[str, float] = {}
+
+    def take(self, registry: CollectorRegistry) -> list[Sample]:
+        totals = _totals(registry)
+        delta = {name: value - self._previous.get(name, 0.0) for name, value in totals.items()}
+        self._previous = totals
+        samples: list[Sample] = []
+        hits, misses = delta.get("cache_hit", 0.0), delta.get("cache_miss", 0.0)
+        if hits + misses > 0:
+            samples.append(Sample("cache_hit_rate", hits / (hits + misses), {"window": "since_last_sample"}))
+        samples.append(Sample("cache_hits", hits, {}))
+        samples.append(Sample("cache_misses", misses, {}))
+        count = delta.get("forward_count", 0.0)
+        if count > 0:
+            samples.append(
+                Sample("forward_processing_seconds_avg", delta.get("forward_sum", 0.0) / count, {})
+            )
+        samples.append(Sample("errors", delta.get("blink_errors", 0.0), {"source": "blink"}))
+        samples.append(Sample("errors", delta.get("http_5xx", 0.0), {"source": "http"}))
+        samples.append(Sample("errors", delta.get("cache_error", 0.0), {"source": "cache"}))
+        samples.append(Sample("forward_legs_failed", delta.get("legs_failed", 0.0), {}))
+        return samples
+
+
+def _totals(registry: CollectorRegistry) -> dict[str, float]:
+    totals: dict[str, float] = {}
+
+    def add(key: str, value: float) -> None:
+        totals[key] = totals.get(key, 0.0) + value
+
+    for family in registry.collect():
+        for sample in family.samples:
+            name, labels = sample.name, sample.labels
+            if name == "blinkpos_cache_operations_total":
+                add(f"cache_{labels.get('result')}", sample.value)
+            elif name == "blinkpos_worker_forward_duration_seconds_sum":
+                add("forward_sum", sample.value)
+            elif name == "blinkpos_worker_forward_duration_seconds_count":
+                add("forward_count", sample.value)
+            elif name == "blinkpos_blink_requests_total" and labels.get("outcome") != "success":
+                add("blink_errors", sample.value)
+            elif name == "blinkpos_http_requests_total" and labels.get("status", "").startswith("5"):
+                add("http_5xx", sample.value)
+            elif name == "blinkpos_forward_legs_total" and labels.get("outcome") == "failed":
+                add("legs_failed", sample.value)
+    return totals

@@ -1,0 +1,105 @@
+"""The operator commands' logic: `splits failed` (what needs a human) and `splits retry <hash>`.
+
+The CLI (service/cli.py) only parses arguments and prints what these functions return.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from service.payments.model import Split
+from service.store.records import split_from_mapping
+
+_ERROR_COLUMN_CHARS = 60
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RetryRefused(Exception):
+    """The split is unknown, or not in a state an operator retry applies to."""
+
+
+def splits_needing_attention(
+    db, lease_seconds: float, limit: int = 100, clock: Callable = utc_now
+) -> list[Split]:
+    """Failed splits, and forwarding ones that look stuck (a failed leg or an expired lease)."""
+    with db.connection() as conn:
+        rows = db.q.list_attention_splits.all(conn, now=clock(), lease_seconds=lease_seconds, limit=limit)
+    return [split_from_mapping(row) for row in rows]
+
+
+def reset_for_retry(db, payment_hash: str, lease_seconds: float, clock: Callable = utc_now) -> int:
+    """Puts the split back to forwarding with its failed legs' attempts reset; returns legs reset.
+
+    Raises RetryRefused for an unknown split, or one that is not failed/stuck (a completed split
+    is never touched, and a lease someone still holds is respected).
+    """
+    with db.connection() as conn:
+        row = db.q.reset_split_for_retry.one(
+            conn, payment_hash=payment_hash, now=clock(), lease_seconds=lease_seconds
+        )
+    if row is None:
+        raise RetryRefused(f"split {payment_hash} is unknown, or not failed or stuck (nothing to retry)")
+    return int(row["legs_reset"])
+
+
+def as_json(splits: list[Split]) -> str:
+    """The attention list for scripts: splits with their legs, no secrets."""
+    return json.dumps([_split_document(split) for split in splits], indent=2, default=str)
+
+
+def _split_document(split: Split) -> dict[str, Any]:
+    return {
+        "paymentHash": split.payment_hash,
+        "status": str(split.status),
+        "invoiceSats": split.invoice_sats,
+        "baseSats": split.base_sats,
+        "tipSats": split.tip_sats,
+        "merchantWalletId": split.merchant_wallet_id,
+        "paidAt": split.paid_at,
+        "claimedBy": split.claimed_by,
+        "lastError": split.last_error,
+        "legs": [
+            {
+                "kind": str(leg.kind),
+                "recipient": leg.recipient,
+                "sats": leg.sats,
+                "status": str(leg.status),
+                "attempts": leg.attempts,
+                "nextAttemptAt": leg.next_attempt_at,
+                "lastError": leg.last_error,
+            }
+            for leg in sorted(split.legs, key=lambda leg: leg.position)
+        ],
+    }
+
+
+def as_table(splits: list[Split]) -> str:
+    """A readable table: one line per split, its legs indented beneath."""
+    if not splits:
+        return "no splits need attention"
+    lines = [f"{'payment hash':<64}  {'status':<10}  {'sats':>9}  {'paid at':<19}  last error"]
+    for split in splits:
+        paid = split.paid_at.strftime("%Y-%m-%d %H:%M:%S") if split.paid_at else "-"
+        lines.append(
+            f"{split.payment_hash:<64}  {str(split.status):<10}  {split.invoice_sats:>9}  {paid:<19}  "
+            f"{_short(split.last_error)}"
+        )
+        for leg in sorted(split.legs, key=lambda leg: leg.position):
+            lines.append(
+                f"    {str(leg.kind):<4} {leg.recipient[:36]:<36} {leg.sats:>9} sats  {str(leg.status):<9} "
+                f"attempts={leg.attempts:<3} {_short(leg.last_error)}"
+            )
+    return "\n".join(lines)
+
+
+def _short(text: str | None) -> str:
+    if not text:
+        return "-"
+    text = " ".join(text.split())
+    return text if len(text) <= _ERROR_COLUMN_CHARS else text[: _ERROR_COLUMN_CHARS - 1] + "…"

@@ -1,0 +1,326 @@
+"""The background worker (`python -m service worker`): server-side payment detection and retries.
+
+Every cycle (WORKER_POLL_SECONDS) it:
+1. asks Blink about pending splits old enough (PENDING_POLL_AFTER_SECONDS), each on its own
+   backoff, and once more right after expiry; a PAID answer marks the split paid (a missed webhook);
+2. expires unpaid splits past expiry, but only those asked at Blink after expiring;
+3. claims a batch of due splits in one statement (FOR UPDATE SKIP LOCKED: any number of workers
+   never take the same split) and forwards each through Forwarder.forward_claimed, the same leg
+   logic as the POS endpoints (failed legs come back when their backoff is due);
+4. beats its heartbeat, sets the lag gauge, and now and then writes system_metrics samples and
+   prunes old ones.
+
+Stopping (SIGTERM/SIGINT set the stop event): no new batch is taken, the split in hand is
+finished, and the claims on the rest of the batch are released for another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from service.blink import BlinkError, InvoiceStatus
+from service.metrics import Metrics, SampleWindow
+from service.payments.errors import PaymentError
+from service.store.errors import SplitNotFound, StoreError, StoreUnavailable
+from service.store.records import split_from_mapping
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    poll_seconds: float = 1.0
+    lease_seconds: float = 300
+    pending_poll_after_seconds: float = 30
+    batch_size: int = 20
+    pending_batch_size: int = 50
+    # A pending split is asked at most this rarely once its backoff has grown.
+    pending_max_interval_seconds: float = 600
+    sample_interval_seconds: float = 60
+    housekeeping_interval_seconds: float = 3600
+    metrics_retention_days: int = 30
+    heartbeat_retention: timedelta = timedelta(days=1)
+
+    @classmethod
+    def from_config(cls, config: Any, **overrides: Any) -> WorkerSettings:
+        values = {
+            "poll_seconds": config.worker_poll_seconds,
+            "lease_seconds": config.forward_lease_seconds,
+            "pending_poll_after_seconds": config.pending_poll_after_seconds,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class CycleReport:
+    checked: int = 0
+    marked_paid: int = 0
+    expired: int = 0
+    claimed: int = 0
+    completed: int = 0
+    released: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.claimed > 0 or self.marked_paid > 0
+
+
+class Worker:
+    def __init__(
+        self,
+        db,
+        store,
+        blink,
+        forwarder,
+        settings: WorkerSettings,
+        *,
+        metrics: Metrics | None = None,
+        worker_id: str | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self._q = db.q
+        self._store = store
+        self._blink = blink
+        self._forwarder = forwarder
+        self._settings = settings
+        self._metrics = metrics or Metrics()
+        self.worker_id = worker_id or f"worker:{uuid.uuid4().hex[:12]}"
+        self._now = clock
+        self._samples = SampleWindow()
+        self._next_sample = time.monotonic() + settings.sample_interval_seconds
+        self._next_housekeeping = time.monotonic()
+
+    @classmethod
+    def from_services(cls, services: Any, **overrides: Any) -> Worker:
+        """A worker over an app's services (the CLI command and the dev stack)."""
+        from service import instance_id
+
+        settings = WorkerSettings.from_config(services.config, **overrides)
+        return cls(
+            services.db,
+            services.store,
+            services.blink,
+            services.forwarder,
+            settings,
+            metrics=services.metrics,
+            worker_id=f"worker:{instance_id()}:{uuid.uuid4().hex[:6]}",
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Cycles until stop is set; a cycle that found a full batch is followed at once."""
+        log.info("worker_started", extra={"worker_id": self.worker_id})
+        while not stop.is_set():
+            try:
+                report = self.run_once(stop)
+                self._metrics.worker_cycles.labels("ok").inc()
+            except StoreUnavailable:
+                self._metrics.worker_cycles.labels("error").inc()
+                log.warning("worker_cycle_failed", extra={"worker_id": self.worker_id, "reason": "database"})
+                report = CycleReport()
+            if report.claimed < self._settings.batch_size:
+                stop.wait(self._settings.poll_seconds)
+        log.info("worker_stopped", extra={"worker_id": self.worker_id})
+
+    def run_once(self, stop: threading.Event | None = None) -> CycleReport:
+        stop = stop or threading.Event()
+        report = CycleReport()
+        self._beat()
+        self._check_pending(report, stop)
+        self._expire(report)
+        if not stop.is_set():
+            self._forward_due(report, stop)
+        self._observe_lag()
+        self._periodic()
+        return report
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _check_pending(self, report: CycleReport, stop: threading.Event) -> None:
+        with self._db.connection() as conn:
+            rows = self._q.claim_pending_checks.all(
+                conn,
+                now=self._now(),
+                min_age_seconds=self._settings.pending_poll_after_seconds,
+                max_interval_seconds=self._settings.pending_max_interval_seconds,
+                limit=self._settings.pending_batch_size,
+            )
+        for row in rows:
+            if stop.is_set():
+                return
+            report.checked += 1
+            try:
+                status = self._blink.invoice_status(row["payment_hash"])
+            except BlinkError as exc:
+                self._metrics.pending_checks.labels("error").inc()
+                log.warning(
+                    "pending_check_failed",
+                    extra={"payment_hash": row["payment_hash"], "error_code": exc.code},
+                )
+                continue
+            self._metrics.pending_checks.labels(str(status).lower()).inc()
+            if status == InvoiceStatus.PAID:
+                try:
+                    self._store.mark_paid(row["payment_hash"], source="worker_poll")
+                except SplitNotFound:
+                    continue
+                report.marked_paid += 1
+                log.info("payment_detected_by_poll", extra={"payment_hash": row["payment_hash"]})
+
+    def _expire(self, report: CycleReport) -> None:
+        with self._db.connection() as conn:
+            report.expired = int(self._q.expire_checked_unpaid.scalar(conn, now=self._now()) or 0)
+        if report.expired:
+            log.info("splits_expired", extra={"count": report.expired})
+
+    def _forward_due(self, report: CycleReport, stop: threading.Event) -> None:
+        with self._db.connection() as conn:
+            rows = self._q.claim_due_splits.all(
+                conn,
+                now=self._now(),
+                owner=self.worker_id,
+                lease_seconds=self._settings.lease_seconds,
+                limit=self._settings.batch_size,
+            )
+        splits = [split_from_mapping(row) for row in rows]
+        report.claimed = len(splits)
+        for index, split in enumerate(splits):
+            if stop.is_set():
+                report.released += self._release(splits[index:])
+                return
+            try:
+                forwarded = self._forward_one(split)
+            except StoreUnavailable:
+                self._release_quietly(splits[index + 1 :])
+                raise
+            report.completed += int(forwarded)
+
+    def _forward_one(self, split) -> bool:
+        # The batch was claimed at once: refresh this split's lease, and skip it if the lease
+        # ran out meanwhile and another worker took it.
+        with self._db.connection() as conn:
+            renewed = self._q.renew_lease.run(
+                conn, payment_hash=split.payment_hash, owner=self.worker_id, now=self._now()
+            )
+        if not renewed:
+            return False
+        retried = sum(1 for leg in split.legs if str(leg.status) == "failed")
+        if retried:
+            self._metrics.leg_retries.inc(retried)
+        started = time.monotonic()
+        try:
+            self._forwarder.forward_claimed(split, self.worker_id)
+        except StoreUnavailable:
+            raise
+        except (PaymentError, StoreError) as error:
+            # Recorded on the legs already (or the lease was lost): the next cycle sees the state.
+            log.info(
+                "worker_forward_incomplete",
+                extra={"payment_hash": split.payment_hash, "error_type": type(error).__name__},
+            )
+            return False
+        finally:
+            self._metrics.worker_forward_seconds.observe(time.monotonic() - started)
+        log.info("worker_forwarded", extra={"payment_hash": split.payment_hash})
+        return True
+
+    def _release(self, splits: list) -> int:
+        released = 0
+        for split in splits:
+            if self._store.release(split.payment_hash, self.worker_id, None):
+                released += 1
+        if released:
+            log.info("worker_released_claims", extra={"worker_id": self.worker_id, "count": released})
+        return released
+
+    def _release_quietly(self, splits: list) -> None:
+        try:
+            self._release(splits)
+        except StoreUnavailable:
+            pass  # the leases run out by themselves; another worker takes the splits then
+
+    def _beat(self) -> None:
+        with self._db.connection() as conn:
+            self._q.beat.run(conn, worker_id=self.worker_id, now=self._now())
+
+    def _observe_lag(self) -> None:
+        with self._db.connection() as conn:
+            lag = self._q.oldest_due_age_seconds.scalar(
+                conn, now=self._now(), lease_seconds=self._settings.lease_seconds
+            )
+        self._metrics.worker_lag.set(float(lag or 0.0))
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sample:
+            self._next_sample = now + self._settings.sample_interval_seconds
+            self.write_samples()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + self._settings.housekeeping_interval_seconds
+            self.housekeeping()
+
+    def write_samples(self) -> int:
+        """Writes the samples of the window since the last call into system_metrics (one batch)."""
+        self._metrics.sync_cache_counters(self._store.cache.counters.snapshot())
+        recorded_at = self._now()
+        samples = self._samples.take(self._metrics.collecting_registry())
+        rows = [
+            {"name": s.name, "value": float(s.value), "tags": Jsonb(s.tags), "recorded_at": recorded_at}
+            for s in samples
+        ]
+        if rows:
+            with self._db.transaction() as conn:
+                self._q.insert_metric.many(conn, rows)
+        return len(rows)
+
+    def housekeeping(self) -> None:
+        """Prunes old system_metrics samples and heartbeats of workers long gone."""
+        with self._db.connection() as conn:
+            pruned = self._q.cleanup_old_metrics.scalar(conn, days=self._settings.metrics_retention_days)
+            self._q.prune_heartbeats.run(conn, before=self._now() - self._settings.heartbeat_retention)
+        if pruned:
+            log.info("metrics_pruned", extra={"rows": pruned})
+
+
+class WorkerThread:
+    """The worker in a background thread (dev stack, tests); stop() finishes the split in hand."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=worker.run, args=(self._stop,), name="blinkpos-worker", daemon=True
+        )
+
+    def start(self) -> WorkerThread:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+def heartbeat_age_seconds(db) -> float | None:
+    """Seconds since the freshest worker heartbeat (None: no worker ever ran); for /api/health."""
+    with db.connection(timeout=0.8) as conn:
+        age = db.q.heartbeat_age_seconds.scalar(conn)
+    return None if age is None else round(float(age), 3)
