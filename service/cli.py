@@ -1,6 +1,7 @@
 """The command line: `python -m service <command>`.
 
     dev            embedded Postgres + Valkey (+ simulator), the worker and the app, data under .dev/
+    demo           one whole sale with a two-way tip against the running dev stack
     worker         the background worker (payment detection, forwarding retries, expiry)
     splits failed  list failed/stuck splits with their legs (--json)
     splits retry   reset a failed split's legs so the worker retries it (--now: forward at once)
@@ -51,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="db-command")
     upgrade = db_commands.add_parser("upgrade", help="apply pending migrations to DATABASE_URL")
     upgrade.set_defaults(handler=run_db_upgrade)
+
+    demo = commands.add_parser("demo", help="one whole sale with a two-way tip against the running dev stack")
+    demo.add_argument("--dev-dir", type=Path, default=Path(".dev"), help="where `dev` keeps its data")
+    demo.set_defaults(handler=run_demo)
 
     worker = commands.add_parser("worker", help="run the background worker (payment detection, retries)")
     worker.set_defaults(handler=run_worker)
@@ -225,7 +230,14 @@ def run_splits_retry(args: argparse.Namespace) -> int:
         services.close()
 
 
-def dev_config(database_url: str, redis_url: str, blink_api_url: str, accounts: DevAccounts, key: str) -> Any:
+def dev_config(
+    database_url: str,
+    redis_url: str,
+    blink_api_url: str,
+    accounts: DevAccounts,
+    key: str,
+    webhook_secret: str | None = None,
+) -> Any:
     """The environment, with the dev stack's servers and accounts laid over it."""
     from service.config import Config
 
@@ -237,6 +249,8 @@ def dev_config(database_url: str, redis_url: str, blink_api_url: str, accounts: 
         "BLINKPOS_BTC_WALLET_ID": accounts.pos_wallet_id,
         "API_KEY_ENCRYPTION_KEY": key,
     }
+    if webhook_secret:
+        overlay["BLINK_WEBHOOK_SECRET"] = webhook_secret
     return Config.from_env({"ENVIRONMENT": "development", **os.environ, **overlay})
 
 
@@ -265,17 +279,30 @@ def run_dev(args: argparse.Namespace) -> int:
         stack.start()
         assert stack.postgres is not None and stack.valkey is not None
         migrations.upgrade(stack.postgres.url)
+        webhook_secret = None
         if stack.simulator is not None:
             accounts = seed_simulator(stack.simulator.base_url)
             blink_api_url = stack.simulator.graphql_url
+            webhook_secret = dev_webhook_secret()
         else:
             accounts, blink_api_url = PLACEHOLDER_ACCOUNTS, "http://127.0.0.1:9/graphql"
         config = dev_config(
-            stack.postgres.url, stack.valkey.url, blink_api_url, accounts, dev_encryption_key(stack.dev_dir)
+            stack.postgres.url,
+            stack.valkey.url,
+            blink_api_url,
+            accounts,
+            dev_encryption_key(stack.dev_dir),
+            webhook_secret,
         )
         app = create_app(config)
         worker = start_dev_worker(app)
         server = make_server(args.host, args.port, app, threaded=True)
+        if stack.simulator is not None:
+            service_url = f"http://{args.host}:{server.server_port}"
+            connect_dev_webhooks(
+                stack.simulator.base_url, service_url, webhook_secret, accounts.pos_wallet_id
+            )
+            write_demo_setup(stack, service_url, accounts)
         _print_dev_summary(args, stack, accounts)
         server.serve_forever()
     except KeyboardInterrupt:
@@ -295,6 +322,52 @@ def run_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def dev_webhook_secret() -> str:
+    """A fresh Svix-style secret per dev run: the simulator signs with it, the service verifies."""
+    import base64
+    import secrets
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def connect_dev_webhooks(
+    simulator_url: str, service_url: str, secret: str | None, pos_wallet_id: str
+) -> None:
+    """Point the simulator's payment webhooks at the service, as Blink's dashboard would."""
+    response = requests.post(
+        f"{simulator_url}/sim/webhooks",
+        json={"url": f"{service_url}/api/blink/webhook", "secret": secret, "walletId": pos_wallet_id},
+        timeout=5,
+    )
+    response.raise_for_status()
+
+
+def write_demo_setup(stack: Any, service_url: str, accounts: DevAccounts) -> None:
+    from service.demo import DemoSetup, write_setup
+
+    write_setup(
+        stack.dev_dir,
+        DemoSetup(
+            service_url=service_url,
+            simulator_url=stack.simulator.base_url,
+            pos_wallet_id=accounts.pos_wallet_id,
+            accounts=accounts.demo,
+        ),
+    )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from service.demo import DemoFailed, DemoSetup
+    from service.demo import run_demo as run_sale
+
+    try:
+        run_sale(DemoSetup.load(args.dev_dir), say)
+    except DemoFailed as failure:
+        sys.stderr.write(f"blinkpos demo: {failure}\n")
+        return 1
+    return 0
+
+
 def _print_dev_summary(args: argparse.Namespace, stack: Any, accounts: DevAccounts) -> None:
     base = f"http://{args.host}:{args.port}"
     say()
@@ -309,9 +382,9 @@ def _print_dev_summary(args: argparse.Namespace, stack: Any, accounts: DevAccoun
             say("make a sale:")
             say(
                 f"  curl -s {base}/api/blink/create-invoice -H 'Content-Type: application/json' -d "
-                f"'{{\"amount\": 1100, \"currency\": \"BTC\", \"baseAmount\": 1000, \"tipAmount\": 100, "
-                f"\"tipRecipient\": \"alice\", \"apiKey\": \"{merchant['apiKey']}\", "
-                f"\"userWalletId\": \"{merchant['btcWalletId']}\", \"memo\": \"demo sale\"}}'"
+                f'\'{{"amount": 1100, "currency": "BTC", "baseAmount": 1000, "tipAmount": 100, '
+                f'"tipRecipient": "alice", "apiKey": "{merchant["apiKey"]}", '
+                f'"userWalletId": "{merchant["btcWalletId"]}", "memo": "demo sale"}}\''
             )
     for note in stack.notes:
         say(f"note: {note}")
