@@ -21,6 +21,7 @@ def create_app(config: Config | None = None) -> Flask:
     from service.api.cors import init_cors
     from service.api.health import health_blueprint
     from service.api.metrics import init_request_metrics, metrics_blueprint
+    from service.api.openapi import openapi_blueprint
     from service.api.payments import payments_blueprint
     from service.api.reports import reports_blueprint
     from service.api.webhooks import webhooks_blueprint
@@ -48,12 +49,15 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(reports_blueprint)
     app.register_blueprint(webhooks_blueprint)
     app.register_blueprint(metrics_blueprint)
+    app.register_blueprint(openapi_blueprint)
     init_cors(app, config.cors_allowed_origins)
     return app
 
 
 def build_services(config: Config) -> AppServices:
     """Open the pool and clients and wire the store; whatever opened is closed again on failure."""
+    from datetime import timedelta
+
     from service.metrics import Metrics
     from service.store import cache, crypto, legacy, migrations, postgres, splits
 
@@ -69,7 +73,12 @@ def build_services(config: Config) -> AppServices:
     try:
         redis = cache.make_redis(config.redis_url, config.redis_password, config.redis_socket_timeout_seconds)
         split_cache = cache.SplitCache(redis)
-        legacy_store = legacy.LegacyFileStore(config.tip_store_file) if config.tip_store_file else None
+        # The cut-over fallback reads the legacy file as `python -m migrate` does (same parser, same TTL).
+        legacy_store = (
+            legacy.LegacyFileStore(config.tip_store_file, timedelta(seconds=config.tip_ttl_seconds))
+            if config.tip_store_file
+            else None
+        )
         store = splits.SplitStore(db, split_cache, keybox, legacy_store)
         services = AppServices(
             config=config,
