@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -26,6 +28,14 @@ def forward(client, payment_hash: str, **extra):
 
 def transfers_by_hash(sim) -> Counter:
     return Counter(entry["paymentHash"] for entry in sim.ledger() if entry["paymentHash"])
+
+
+def wait_for_retries_due(client, payment_hash: str) -> None:
+    """Sleep until every failed leg's backoff has passed (the forwarder respects it)."""
+    legs = client.get(f"/api/payment-status/{payment_hash}").get_json()["legs"]
+    due = [datetime.fromisoformat(leg["nextAttemptAt"]) for leg in legs if leg["nextAttemptAt"]]
+    if due:
+        time.sleep(max(0.0, (max(due) - datetime.now(UTC)).total_seconds()) + 0.05)
 
 
 def leg_hashes(client, payment_hash: str) -> list[str]:
@@ -223,6 +233,7 @@ def test_pay_that_times_out_after_blink_took_it_is_paid_once_on_retry(sale_clien
     body = first.get_json()
     assert body["code"] == "forwarding_incomplete" and body["details"]["retryable"] is True
 
+    wait_for_retries_due(sale_client, invoice["paymentHash"])
     second = forward(sale_client, invoice["paymentHash"])
     assert second.status_code == 200, second.get_json()
     assert sim.balance(merchant["btcWalletId"]) == 900
@@ -243,6 +254,14 @@ def test_failed_tip_leg_is_not_reported_complete_and_is_retried(sale_client, sim
     assert status["status"] == "forwarding"
     assert [leg["status"] for leg in status["legs"]] == ["failed", "failed"]
 
+    # Asking again before the backoff has passed attempts nothing...
+    ledger_size = len(sim.ledger())
+    early = forward(sale_client, invoice["paymentHash"])
+    assert early.status_code == 502
+    assert [leg["attempts"] for leg in early.get_json()["details"]["legs"]] == [1, 1]
+    assert len(sim.ledger()) == ledger_size
+    # ...and once it has, the legs are paid.
+    wait_for_retries_due(sale_client, invoice["paymentHash"])
     second = forward(sale_client, invoice["paymentHash"])
     assert second.status_code == 200, second.get_json()
     assert sim.balance(merchant["btcWalletId"]) == 900
@@ -403,10 +422,12 @@ def test_leg_invoice_that_expired_while_waiting_is_replaced_and_paid_once(sale_c
     old_hashes = leg_hashes(sale_client, invoice["paymentHash"])
     for leg_hash in old_hashes:
         sim.expire(leg_hash)
+    wait_for_retries_due(sale_client, invoice["paymentHash"])
 
     # The expired invoices are refused by Blink, found EXPIRED, and dropped...
     assert forward(sale_client, invoice["paymentHash"]).status_code == 502
     assert leg_hashes(sale_client, invoice["paymentHash"]) == [None, None]
+    wait_for_retries_due(sale_client, invoice["paymentHash"])
     # ...so the next attempt invoices the legs afresh and pays them.
     assert forward(sale_client, invoice["paymentHash"]).status_code == 200
     new_hashes = leg_hashes(sale_client, invoice["paymentHash"])

@@ -724,6 +724,9 @@ class LegStatusSchema(Schema):
     payment_hash = fields.String(data_key="paymentHash", allow_none=True)
     attempts = fields.Integer(required=True)
     last_error = fields.String(data_key="lastError", allow_none=True)
+    next_attempt_at = fields.String(
+        data_key="nextAttemptAt", allow_none=True, metadata={"description": "when a failed leg is retried"}
+    )
 
 
 class PaymentStatusSchema(Schema):

@@ -170,6 +170,11 @@ class Forwarder:
             for leg in sorted(split.legs, key=lambda leg: leg.position):
                 if leg.status == LegStatus.SUCCEEDED:
                     continue
+                if not self._is_due(leg):
+                    # A failed leg waits out its backoff, however often the POS page asks:
+                    # retries stay spaced and its attempt budget is not burnt in seconds.
+                    last_error = last_error or _retry_scheduled(leg)
+                    continue
                 error = self._pay_leg(split, leg)
                 if error is not None:
                     last_error = error
@@ -184,6 +189,11 @@ class Forwarder:
             return ForwardOutcome(completed, already_processed=False)
 
         return self._give_back(payment_hash, owner, last_error)
+
+    def _is_due(self, leg: Leg) -> bool:
+        if leg.status != LegStatus.FAILED or leg.next_attempt_at is None:
+            return True
+        return leg.next_attempt_at <= self._now()
 
     def _pay_leg(self, split: Split, leg: Leg) -> BlinkError | None:
         """Pay one leg; returns the Blink error when it stays unpaid (already recorded)."""
@@ -303,6 +313,11 @@ def leg_memo(split: Split, leg: Leg) -> str:
     return memos.tip_memo(index, len(tip_legs), display, leg.sats)
 
 
+def _retry_scheduled(leg: Leg) -> BlinkError:
+    when = leg.next_attempt_at.isoformat() if leg.next_attempt_at else "soon"
+    return BlinkUnavailable(f"retry scheduled at {when}", code="retry_scheduled", operation="pay")
+
+
 def _describe(error: BlinkError) -> str:
     return f"{error.code}: {error.message}"[:500]
 
@@ -317,6 +332,7 @@ def leg_summaries(split: Split) -> list[dict]:
             "paymentHash": leg.payment_hash,
             "attempts": leg.attempts,
             "lastError": leg.last_error,
+            "nextAttemptAt": leg.next_attempt_at.isoformat() if leg.next_attempt_at else None,
         }
         for leg in sorted(split.legs, key=lambda leg: leg.position)
     ]
