@@ -1,0 +1,56 @@
+"""The benchmark code stays runnable: the store benchmark and the load generator, briefly.
+
+These check that the code runs and measures something, never how fast (timings are the
+benchmark's business, not a test's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import httpx
+import pytest
+
+from bench.load import OperationFailed, expect_status, percentile, run_closed_loop
+from bench.store_bench import open_store, run_store_bench
+from tests.fixtures.servers import TEST_ENCRYPTION_KEY
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.0) == 1.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 1.0) == 4.0
+    assert percentile(list(range(101)), 0.99) == pytest.approx(99.0)
+    assert math.isnan(percentile([], 0.5))
+
+
+def test_store_bench_times_every_store_operation(clean_db: str, clean_redis: str) -> None:
+    with open_store(clean_db, clean_redis, TEST_ENCRYPTION_KEY) as store:
+        timings = run_store_bench(store, iterations=10, warmup=2)
+    summary = timings.summary()
+    assert set(summary) == {"save", "read_redis_hit", "read_redis_miss", "read_postgres_only", "complete"}
+    assert all(entry["n"] == 10 and entry["p50_ms"] > 0 for entry in summary.values())
+
+
+def test_load_generator_counts_successes_and_failures_by_answer(live_server) -> None:
+    async def livez(http: httpx.AsyncClient, index: int) -> None:
+        path = "/livez" if index == 0 else "/no-such-page"
+        expect_status(await http.get(live_server.url + path), 200)
+
+    result = asyncio.run(run_closed_loop("livez", livez, clients=2, duration_seconds=1.0))
+    assert result.succeeded > 0 and result.throughput > 0
+    assert result.failed > 0 and set(result.failures) == {"GET /no-such-page -> 404"}
+    assert 0 < result.latency_ms(0.5) <= result.latency_ms(0.99)
+
+
+def test_load_generator_stops_after_the_requested_count(live_server) -> None:
+    async def livez(http: httpx.AsyncClient, _index: int) -> None:
+        expect_status(await http.get(live_server.url + "/livez"), 200)
+
+    result = asyncio.run(run_closed_loop("livez", livez, clients=4, total_operations=25))
+    assert result.succeeded == 25 and result.failed == 0
+
+
+def test_operation_failed_carries_its_label() -> None:
+    assert OperationFailed("POST /x -> 503").label == "POST /x -> 503"
