@@ -26,6 +26,11 @@ import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
+# prometheus-client picks its value class (in-process or multi-process files) once, when first
+# imported, from PROMETHEUS_MULTIPROC_DIR. Some tests here set that variable while the gunicorn
+# config's hooks import the library; importing it now, with the variable unset, keeps the rest
+# of the session's apps in ordinary in-process mode whatever order the tests run in.
+import prometheus_client  # noqa: F401
 import pytest
 import yaml
 
@@ -427,7 +432,7 @@ def test_gunicorn_conf_loads_with_post_fork_app_loading_and_threaded_workers(
     settings = load_gunicorn_conf(monkeypatch)
     assert settings["preload_app"] is False
     assert settings["worker_class"] == "gthread"
-    assert settings["threads"] == 8
+    assert settings["threads"] == 32
     assert 1 <= settings["workers"] <= 8
     assert settings["bind"] == "0.0.0.0:8080"
     assert settings["max_requests"] > 0 and settings["max_requests_jitter"] > 0
