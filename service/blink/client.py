@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -102,12 +103,19 @@ def load_operations() -> dict[str, str]:
     return {name: "\n".join(lines) + "\n" for name, lines in operations.items()}
 
 
-def _pooled_session(pool_size: int) -> requests.Session:
+def _pooled_session(pool_size: int, api_url: str) -> requests.Session:
     session = requests.Session()
     # No transport-level retries: whether a request may be resent is decided per operation.
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    # The environment's proxy and CA-bundle settings are read once here instead of on every
+    # request (requests re-scans os.environ per call, about half a millisecond of CPU each).
+    session.proxies.update(requests.utils.get_environ_proxies(api_url))
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle:
+        session.verify = ca_bundle
+    session.trust_env = False
     return session
 
 
@@ -160,7 +168,7 @@ class BlinkClient:
         self._api_url = api_url
         self._timeout = (connect_timeout, read_timeout)
         self._owns_session = session is None
-        self._session = session if session is not None else _pooled_session(DEFAULT_POOL_SIZE)
+        self._session = session if session is not None else _pooled_session(DEFAULT_POOL_SIZE, api_url)
         self._observer = observer
         self._user_agent = user_agent
         self._read_attempts = read_attempts
