@@ -432,7 +432,6 @@ def test_fail_marks_the_split_for_an_operator(store: SplitStore) -> None:
     store.claim(split.payment_hash, "worker-1", 300)
     failed = store.fail(split.payment_hash, "leg out of attempts")
     assert failed.status is SplitStatus.FAILED and failed.claimed_by is None
-    assert [s.payment_hash for s in store.list_failed()] == [split.payment_hash]
 
 
 def test_cleanup_expires_pending_splits_past_expiry_but_never_paid_ones(
@@ -453,24 +452,3 @@ def test_cleanup_expires_pending_splits_past_expiry_but_never_paid_ones(
     assert [e["event_type"] for e in store.events(stale.payment_hash)] == ["created", "expired"]
     # A payment that arrives after expiry is still honoured.
     assert store.mark_paid(stale.payment_hash, "late-webhook").status is SplitStatus.PAID
-
-
-def test_worker_queries_find_unforwarded_and_due_work(store: SplitStore, clock: FakeClock) -> None:
-    waiting = store.save(new_split("waiting"))
-    store.mark_paid(waiting.payment_hash, "webhook")
-    retrying = store.save(new_split("retrying"))
-    store.mark_paid(retrying.payment_hash, "webhook")
-    claimed = store.claim(retrying.payment_hash, "worker-1", 300)
-    leg = claimed.legs[0]
-    store.record_leg_invoice(leg.id, "lnbc1", payment_hash("l"))
-    store.mark_leg_sending(leg.id)
-    store.mark_leg_failed(leg.id, "boom", START + timedelta(seconds=30))
-    store.release(retrying.payment_hash, "worker-1")
-    store.save(new_split("unpaid"))
-
-    assert store.find_paid_unforwarded(lease_seconds=300) == [waiting.payment_hash]
-    assert store.find_due_legs(lease_seconds=300, max_attempts=10) == []
-    clock.advance(seconds=31)
-    assert store.find_due_legs(lease_seconds=300, max_attempts=10) == [retrying.payment_hash]
-    assert store.find_due_legs(lease_seconds=300, max_attempts=1) == []
-    assert store.find_pending_older_than(START + timedelta(seconds=1)) == [payment_hash("unpaid")]

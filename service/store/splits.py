@@ -263,34 +263,7 @@ class SplitStore:
         self.cache.delete(row["split_payment_hash"])
         return leg_from_mapping(row)
 
-    # --- queries for the worker and operators -------------------------------------------
-
-    def find_paid_unforwarded(self, lease_seconds: float, limit: int = 100) -> list[str]:
-        """Payment hashes of paid splits nobody forwards (or whose lease ran out)."""
-        with self.db.transaction() as conn:
-            rows = self.q.find_paid_unforwarded.all(
-                conn, now=self.clock(), lease_seconds=lease_seconds, limit=limit
-            )
-        return [row["payment_hash"] for row in rows]
-
-    def find_due_legs(self, lease_seconds: float, max_attempts: int, limit: int = 100) -> list[str]:
-        """Payment hashes of forwarding splits with a failed leg due for a retry."""
-        with self.db.connection() as conn:
-            rows = self.q.find_due_legs.all(
-                conn, now=self.clock(), lease_seconds=lease_seconds, max_attempts=max_attempts, limit=limit
-            )
-        return [row["payment_hash"] for row in rows]
-
-    def find_pending_older_than(self, before: datetime, limit: int = 100) -> list[str]:
-        """Unpaid, unexpired splits created before `before` (to ask Blink about)."""
-        with self.db.connection() as conn:
-            rows = self.q.find_pending_older_than.all(conn, before=before, now=self.clock(), limit=limit)
-        return [row["payment_hash"] for row in rows]
-
-    def list_failed(self, limit: int = 100) -> list[Split]:
-        with self.db.connection() as conn:
-            rows = self.q.list_failed_splits.all(conn, limit=limit)
-        return [split_from_mapping(row) for row in rows]
+    # --- reads for the audit trail and the public stats -------------------------------
 
     def events(self, payment_hash: str) -> list[dict[str, Any]]:
         """The audit trail of one split, oldest first."""
