@@ -54,3 +54,78 @@ def test_load_generator_stops_after_the_requested_count(live_server) -> None:
 
 def test_operation_failed_carries_its_label() -> None:
     assert OperationFailed("POST /x -> 503").label == "POST /x -> 503"
+
+
+# --- the chaos run's book-keeping must catch what it claims to catch ------------------------------
+
+
+def _chaos_split(legs: list[tuple[str, str, int, str]]):
+    """A completed split whose legs are (kind, recipient, sats, leg payment hash)."""
+    from datetime import UTC, datetime
+
+    from service.payments.model import Leg, LegKind, LegStatus, Split, SplitStatus
+
+    now = datetime.now(UTC)
+    return Split(
+        id=1,
+        payment_hash="ab" * 32,
+        payment_request="lnbc",
+        invoice_sats=sum(leg[2] for leg in legs),
+        base_sats=legs[0][2],
+        tip_sats=sum(leg[2] for leg in legs[1:]),
+        tip_percent=None,
+        merchant_wallet_id="w-merchant",
+        merchant_key_fingerprint="f",
+        tip_recipients=(),
+        display_currency="BTC",
+        base_amount_display=None,
+        tip_amount_display=None,
+        memo=None,
+        environment="test",
+        status=SplitStatus.COMPLETED,
+        created_at=now,
+        expires_at=now,
+        paid_at=now,
+        processed_at=now,
+        last_error=None,
+        claimed_by=None,
+        claimed_at=None,
+        legs=tuple(
+            Leg(
+                id=i,
+                split_id=1,
+                kind=LegKind(kind),
+                recipient=recipient,
+                recipient_wallet_id=None,
+                sats=sats,
+                position=i,
+                status=LegStatus.SUCCEEDED,
+                payment_request="lnbc",
+                payment_hash=leg_hash,
+                attempts=1,
+                last_error=None,
+                next_attempt_at=None,
+                paid_at=now,
+            )
+            for i, (kind, recipient, sats, leg_hash) in enumerate(legs)
+        ),
+    )
+
+
+def test_chaos_books_catch_a_duplicated_a_missing_and_a_misrouted_payout():
+    from collections import Counter
+
+    from bench.chaos import MERCHANT, _check_legs
+
+    split = _chaos_split([("base", "w-merchant", 900, "h1"), ("tip", "alice", 100, "h2")])
+    wallets = {MERCHANT: "w-merchant", "alice": "w-alice"}
+    good = {"h1": {"toWalletId": "w-merchant", "sats": 900}, "h2": {"toWalletId": "w-alice", "sats": 100}}
+
+    def verdict(payouts: Counter, by_hash: dict) -> str:
+        return _check_legs(split, payouts, by_hash, wallets, set())
+
+    assert verdict(Counter(h1=1, h2=1), good) == "forwarded"
+    assert verdict(Counter(h1=1, h2=2), good) == "duplicated"
+    assert verdict(Counter(h1=1), good) == "tip leg never paid"
+    misrouted = {**good, "h2": {"toWalletId": "w-merchant", "sats": 100}}
+    assert verdict(Counter(h1=1, h2=1), misrouted).endswith("to the wrong place")
