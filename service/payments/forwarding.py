@@ -32,9 +32,11 @@ from service.payments.errors import (
     ForwardingInProgress,
     InvoiceNotPaid,
     SplitNotFound,
+    UpstreamRejected,
     UpstreamUnavailable,
 )
 from service.payments.model import Leg, LegKind, LegStatus, Split, SplitStatus
+from service.store.errors import SplitNotCompletable
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,12 @@ class Forwarder:
                 timed_out=isinstance(exc, BlinkTimeout),
                 details={"retryable": True},
             ) from exc
+        except BlinkError as exc:
+            # Refused (or our key refused): nothing moved, and asking again later is harmless.
+            raise UpstreamRejected(
+                f"Blink refused to say whether the invoice is paid: {exc.message}",
+                details={"retryable": True},
+            ) from exc
         if status != InvoiceStatus.PAID:
             raise InvoiceNotPaid(
                 "The invoice has not been paid yet; nothing was forwarded.",
@@ -184,7 +192,13 @@ class Forwarder:
             raise
 
         if last_error is None:
-            completed = self._store.complete(payment_hash, owner)
+            try:
+                completed = self._store.complete(payment_hash, owner)
+            except SplitNotCompletable as exc:
+                # Our lease ran out mid-way and another holder took the split: completing is
+                # its job now (every leg we paid is recorded and will not be paid again).
+                self._release_quietly(payment_hash, owner, "not completable by this holder")
+                raise ForwardingInProgress("This payment is being forwarded right now.") from exc
             self._observe("forward", "completed")
             return ForwardOutcome(completed, already_processed=False)
 

@@ -246,7 +246,11 @@ class SplitStore:
         return leg
 
     def mark_leg_failed(self, leg_id: int, error: str, next_attempt_at: datetime | None) -> Leg | None:
-        """-> failed with the error and the next retry time; None for a succeeded leg."""
+        """-> failed with the error and the next retry time; None for a succeeded leg.
+
+        A failure before sending (no invoice could be made) counts as an attempt here; a failed
+        payment was already counted by mark_leg_sending.
+        """
         return self._leg_change(
             self.q.mark_leg_failed, leg_id=leg_id, error=_error_text(error), next_attempt_at=next_attempt_at
         )

@@ -213,9 +213,12 @@ FROM leg JOIN payment_splits s ON s.id = leg.split_id
 
 -- name: mark_leg_failed
 -- -> failed with the error and when to retry; a succeeded leg is never failed.
+-- A payment attempt was counted by mark_leg_sending; a failure before sending (the leg's
+-- invoice could not be created) counts here, so such a leg also backs off and runs out.
 WITH leg AS (
     UPDATE payment_legs
-    SET status = 'failed', last_error = %(error)s, next_attempt_at = %(next_attempt_at)s, updated_at = %(now)s
+    SET status = 'failed', last_error = %(error)s, next_attempt_at = %(next_attempt_at)s, updated_at = %(now)s,
+        attempts = attempts + CASE WHEN status = 'sending' THEN 0 ELSE 1 END
     WHERE id = %(leg_id)s AND status IN ('planned', 'invoiced', 'sending', 'failed')
     RETURNING *
 ), logged AS (

@@ -65,12 +65,14 @@ RETURNING s.payment_hash, s.expires_at
 
 -- name: expire_checked_unpaid
 -- Like cleanup_expired_payments(), but only for splits asked at Blink after their expiry
--- (claim_pending_checks does that): a split paid in its last second is never expired unseen.
+-- (claim_pending_checks does that) AND answered as not paid (%(payment_hashes)s): a split paid
+-- in its last second is never expired unseen, even when the check after expiry failed.
 WITH expired AS (
     UPDATE payment_splits
     SET status = 'expired', updated_at = %(now)s
     WHERE status = 'pending' AND paid_at IS NULL AND expires_at < %(now)s
       AND status_checked_at >= expires_at
+      AND payment_hash = ANY(%(payment_hashes)s::text[])
     RETURNING id, expires_at
 ), logged AS (
     INSERT INTO payment_events (split_id, event_type, data)
