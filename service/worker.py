@@ -3,7 +3,7 @@
 Every cycle (WORKER_POLL_SECONDS) it:
 1. asks Blink about pending splits old enough (PENDING_POLL_AFTER_SECONDS), each on its own
    backoff, and once more right after expiry; a PAID answer marks the split paid (a missed webhook);
-2. expires unpaid splits past expiry, but only those asked at Blink after expiring;
+2. expires unpaid splits past expiry, but only those Blink has just answered (not paid) after expiring;
 3. claims a batch of due splits in one statement (FOR UPDATE SKIP LOCKED: any number of workers
    never take the same split) and forwards each through Forwarder.forward_claimed, the same leg
    logic as the POS endpoints (failed legs come back when their backoff is due);
@@ -136,6 +136,10 @@ class Worker:
                 self._metrics.worker_cycles.labels("error").inc()
                 log.warning("worker_cycle_failed", extra={"worker_id": self.worker_id, "reason": "database"})
                 report = CycleReport()
+            except Exception:  # noqa: BLE001 - the loop outlives one bad cycle; a crash loop helps nobody
+                self._metrics.worker_cycles.labels("error").inc()
+                log.exception("worker_cycle_crashed", extra={"worker_id": self.worker_id})
+                report = CycleReport()
             if report.claimed < self._settings.batch_size:
                 stop.wait(self._settings.poll_seconds)
         log.info("worker_stopped", extra={"worker_id": self.worker_id})
@@ -144,8 +148,8 @@ class Worker:
         stop = stop or threading.Event()
         report = CycleReport()
         self._beat()
-        self._check_pending(report, stop)
-        self._expire(report)
+        answered_unpaid = self._check_pending(report, stop)
+        self._expire(report, answered_unpaid)
         if not stop.is_set():
             self._forward_due(report, stop)
         self._observe_lag()
@@ -154,7 +158,9 @@ class Worker:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _check_pending(self, report: CycleReport, stop: threading.Event) -> None:
+    def _check_pending(self, report: CycleReport, stop: threading.Event) -> list[str]:
+        """Asks Blink about due pending splits; returns those Blink answered as not paid."""
+        answered_unpaid: list[str] = []
         with self._db.connection() as conn:
             rows = self._q.claim_pending_checks.all(
                 conn,
@@ -165,7 +171,7 @@ class Worker:
             )
         for row in rows:
             if stop.is_set():
-                return
+                return answered_unpaid
             report.checked += 1
             try:
                 status = self._blink.invoice_status(row["payment_hash"])
@@ -177,17 +183,27 @@ class Worker:
                 )
                 continue
             self._metrics.pending_checks.labels(str(status).lower()).inc()
-            if status == InvoiceStatus.PAID:
-                try:
-                    self._store.mark_paid(row["payment_hash"], source="worker_poll")
-                except SplitNotFound:
-                    continue
-                report.marked_paid += 1
-                log.info("payment_detected_by_poll", extra={"payment_hash": row["payment_hash"]})
+            if status != InvoiceStatus.PAID:
+                answered_unpaid.append(row["payment_hash"])
+                continue
+            try:
+                self._store.mark_paid(row["payment_hash"], source="worker_poll")
+            except SplitNotFound:
+                continue
+            report.marked_paid += 1
+            log.info("payment_detected_by_poll", extra={"payment_hash": row["payment_hash"]})
+        return answered_unpaid
 
-    def _expire(self, report: CycleReport) -> None:
+    def _expire(self, report: CycleReport, answered_unpaid: list[str]) -> None:
+        # Only splits Blink has just answered for: a check that failed (Blink down) is stamped
+        # all the same, and expiring on it could bury a payment whose webhook was lost.
+        if not answered_unpaid:
+            return
         with self._db.connection() as conn:
-            report.expired = int(self._q.expire_checked_unpaid.scalar(conn, now=self._now()) or 0)
+            report.expired = int(
+                self._q.expire_checked_unpaid.scalar(conn, now=self._now(), payment_hashes=answered_unpaid)
+                or 0
+            )
         if report.expired:
             log.info("splits_expired", extra={"count": report.expired})
 
@@ -211,6 +227,13 @@ class Worker:
             except StoreUnavailable:
                 self._release_quietly(splits[index + 1 :])
                 raise
+            except Exception:  # noqa: BLE001 - one split hitting a bug must not stall the others
+                # Log it loudly, hand its claim back (a no-op if the Forwarder already did) and go
+                # on with the batch instead of leaving every later split leased until it expires.
+                self._metrics.worker_cycles.labels("error").inc()
+                log.exception("worker_split_crashed", extra={"payment_hash": split.payment_hash})
+                self._release_quietly([split])
+                continue
             report.completed += int(forwarded)
 
     def _forward_one(self, split) -> bool:

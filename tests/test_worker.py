@@ -229,10 +229,7 @@ def test_two_workers_on_a_backlog_of_200_paid_splits_pay_every_leg_once(
     assert sim.balance(merchant["btcWalletId"]) == sum(100 + i for i in range(200))
     assert sim.balance(alice["btcWalletId"]) == 10 * 200
     owners = {
-        e["data"]["owner"]
-        for h in hashes
-        for e in store.events(h)
-        if e["event_type"] == "forwarding_started"
+        e["data"]["owner"] for h in hashes for e in store.events(h) if e["event_type"] == "forwarding_started"
     }
     assert len(owners) == 2, "both workers took part"
 
@@ -343,3 +340,35 @@ def test_housekeeping_prunes_old_metric_samples_only(make_app):
     with services.db.connection() as conn:
         names = {row["name"] for row in TEST_QUERIES.select_metric_names.all(conn)}
     assert names == {"recent"}
+
+
+def test_a_split_that_hits_a_bug_does_not_stop_the_worker_or_its_batch(
+    make_app, sim: SimControl, merchant: dict
+):
+    app = make_app()
+    services = app.extensions["blinkpos"]
+    poison, healthy = create_sale(app, merchant, 500), create_sale(app, merchant, 700)
+    sim.pay(poison)
+    sim.pay(healthy)
+    for payment_hash in (poison, healthy):
+        services.store.mark_paid(payment_hash, "test")
+
+    worker = Worker.from_services(services, **FAST)
+    real_forward = services.forwarder.forward_claimed
+
+    def forward_with_a_bug(split, owner):
+        if split.payment_hash == poison:
+            raise RuntimeError("a bug in the forwarding code")
+        return real_forward(split, owner)
+
+    services.forwarder.forward_claimed = forward_with_a_bug
+    report = worker.run_once()
+
+    assert report.completed == 1
+    assert status(app, healthy) == "completed"
+    assert sim.balance(merchant["btcWalletId"]) == 700
+    # Once the bug is gone, the next cycle forwards the split that hit it.
+    services.forwarder.forward_claimed = real_forward
+    worker.run_once()
+    assert status(app, poison) == "completed"
+    assert sim.balance(merchant["btcWalletId"]) == 1200
