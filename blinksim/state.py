@@ -167,10 +167,6 @@ class SimState:
     def wallets_of(self, account: Account) -> list[Wallet]:
         return [self._wallets[account.btc_wallet_id], self._wallets[account.usd_wallet_id]]
 
-    def total_balance(self) -> int:
-        with self._lock:
-            return sum(wallet.balance for wallet in self._wallets.values())
-
     # invoices ------------------------------------------------------------------------------------
 
     def create_invoice(self, wallet_id: str, sats: object, memo: object, expires_in: object) -> Invoice:

@@ -111,7 +111,7 @@ def attach_payment_services(services: AppServices) -> None:
         config.blink_api_url,
         connect_timeout=config.blink_connect_timeout_seconds,
         read_timeout=config.blink_read_timeout_seconds,
-        observer=services.metrics.observe_blink if services.metrics else None,
+        observer=services.metrics.observe_blink,
     )
     services.closeables.append(blink)
     services.blink = blink
@@ -139,7 +139,7 @@ def attach_payment_services(services: AppServices) -> None:
             leg_max_attempts=config.leg_max_attempts,
             instance_id=instance_id(),
         ),
-        observer=services.metrics.observe_forward if services.metrics else None,
+        observer=services.metrics.observe_forward,
     )
 
 

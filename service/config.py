@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.store.crypto import parse_key_setting
+
 DEFAULT_BLINK_API_URL = "https://api.blink.sv/graphql"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-ENCRYPTION_KEY_BYTES = 32
 
 
 class ConfigError(Exception):
@@ -72,24 +72,6 @@ class Config:
         if reader.problems:
             raise ConfigError(reader.problems)
         return cls(**config_values)
-
-    @classmethod
-    def for_tests(cls, **overrides: Any) -> Config:
-        """A valid configuration with placeholder values, for unit tests that need no servers."""
-        values: dict[str, Any] = {
-            "database_url": "postgresql://postgres@/postgres?host=/nonexistent",
-            "redis_url": "redis://127.0.0.1:9/0",
-            "blinkpos_api_key": "blink_test_pos_key",
-            "blinkpos_btc_wallet_id": "test-pos-btc-wallet",
-            "api_key_encryption_key": base64.urlsafe_b64encode(bytes(range(32))).decode(),
-            "blink_api_url": "http://127.0.0.1:9/graphql",
-            "environment": "test",
-        }
-        values.update(overrides)
-        return cls(**values)
-
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
 
 
 _MISSING = object()
@@ -175,48 +157,9 @@ def _webhook_secret(raw: str) -> str | None:
     return value
 
 
-def parse_encryption_keys(raw: str) -> dict[int, bytes]:
-    """`<key>` (key id 1) or `3:<key>,2:<key>,...` (first is active); each key urlsafe base64 of 32 bytes.
-
-    Returns key id -> key bytes in the given order. Raises ValueError without echoing any key material.
-    """
-    entries = [part.strip() for part in raw.split(",") if part.strip()]
-    if not entries:
-        raise ValueError("must not be empty")
-    keys: dict[int, bytes] = {}
-    for entry in entries:
-        if ":" in entry:
-            key_id_text, encoded = entry.split(":", 1)
-            try:
-                key_id = int(key_id_text)
-            except ValueError:
-                raise ValueError("key ids must be positive integers") from None
-            if key_id <= 0:
-                raise ValueError("key ids must be positive integers")
-        elif len(entries) == 1:
-            key_id, encoded = 1, entry
-        else:
-            raise ValueError("with several keys each must be written as <id>:<key>")
-        if key_id in keys:
-            raise ValueError("key ids must be unique")
-        keys[key_id] = _decode_key(encoded)
-    return keys
-
-
-def _decode_key(encoded: str) -> bytes:
-    padded = encoded + "=" * (-len(encoded) % 4)
-    try:
-        key = base64.urlsafe_b64decode(padded.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        raise ValueError("each key must be urlsafe base64") from None
-    if len(key) != ENCRYPTION_KEY_BYTES:
-        raise ValueError(f"each key must decode to {ENCRYPTION_KEY_BYTES} bytes")
-    return key
-
-
 def _encryption_key(raw: str) -> str:
     value = _text(raw)
-    parse_encryption_keys(value)
+    parse_key_setting(value)  # the KeyBox's own parser: what passes here, the app can use
     return value
 
 

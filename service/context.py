@@ -42,13 +42,13 @@ class AppServices:
     keybox: KeyBox
     store: SplitStore
     expected_schema_version: int
+    # Prometheus instruments of this process (service/metrics.py).
+    metrics: Metrics
     # The POS endpoints' collaborators, attached by service.attach_payment_services.
     blink: BlinkClient | None = None
     limiter: RateLimiter | None = None
     invoices: InvoiceService | None = None
     forwarder: Forwarder | None = None
-    # Prometheus instruments of this process (service/metrics.py); built by build_services.
-    metrics: Metrics | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     # Extra resources with a close() (added by later features); closed in reverse order.
     closeables: list[Any] = field(default_factory=list)

@@ -15,6 +15,8 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from service.store.errors import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -139,30 +141,19 @@ def register_error_handlers(app: Flask) -> None:
         response, status = error_response(status, code, message, details)
         return response, status, headers
 
-    store_unavailable = _store_unavailable_type()
-    if store_unavailable is not None:
-
-        @app.errorhandler(store_unavailable)
-        def handle_store_unavailable(error: Exception) -> tuple[Response, int, dict[str, str]]:
-            log.warning("database_unavailable", extra={"error_type": type(error).__name__})
-            response, status = error_response(
-                503, "database_unavailable", "The payment database is unavailable; try again shortly"
-            )
-            return response, status, {"Retry-After": "5"}
+    @app.errorhandler(StoreUnavailable)
+    def handle_store_unavailable(error: StoreUnavailable) -> tuple[Response, int, dict[str, str]]:
+        log.warning("database_unavailable", extra={"error_type": type(error).__name__})
+        response, status = error_response(
+            503, "database_unavailable", "The payment database is unavailable; try again shortly"
+        )
+        return response, status, {"Retry-After": "5"}
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> tuple[Response, int]:
         # The traceback goes to the log (secrets redacted by the log filter), never to the client.
         log.exception("unhandled_exception", extra={"error_type": type(error).__name__})
         return error_response(500, "internal_error", "Internal server error")
-
-
-def _store_unavailable_type() -> type[Exception] | None:
-    try:
-        from service.store.errors import StoreUnavailable
-    except ImportError:  # the data layer is not there yet (bootstrap of the project)
-        return None
-    return StoreUnavailable
 
 
 def _snake_case(name: str) -> str:

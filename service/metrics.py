@@ -159,11 +159,7 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format body and its content type: every process's values in multiprocess mode."""
-        if multiprocess_dir() is not None:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.collecting_registry()), CONTENT_TYPE_LATEST
 
     def collecting_registry(self) -> CollectorRegistry:
         """The registry whose values describe the service (all processes in multiprocess mode)."""

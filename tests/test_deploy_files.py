@@ -35,6 +35,7 @@ import pytest
 import yaml
 
 from service import config as service_config
+from service.store.crypto import parse_key_setting
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -405,7 +406,7 @@ def test_env_example_explains_how_to_generate_the_encryption_key() -> None:
     generated = subprocess.run(
         [sys.executable, "-c", command.split('"')[1]], capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert service_config.parse_encryption_keys(generated).keys() == {1}
+    assert parse_key_setting(generated).keys() == {1}
 
 
 def test_env_example_is_a_valid_configuration_once_the_key_is_generated() -> None:

@@ -22,6 +22,7 @@ from service.api.schemas import (
 from service.context import services
 from service.errors import BadRequest, NotFound, TooManyRequests
 from service.payments.errors import MerchantMismatch, PaymentError
+from service.payments.requests import normalize_payment_hash
 
 payments_blueprint = Blueprint("payments", __name__)
 
@@ -75,8 +76,8 @@ def forward_payment():
 @payments_blueprint.get("/api/payment-status/<payment_hash>")
 def payment_status(payment_hash: str):
     svc = services()
-    normalized = payment_hash.strip().lower()
-    if len(normalized) != 64 or any(c not in "0123456789abcdef" for c in normalized):
+    normalized = normalize_payment_hash(payment_hash)
+    if normalized is None:
         raise BadRequest("invalid_payment_hash", "paymentHash must be 64 hexadecimal characters.")
     split = svc.store.get_fresh(normalized)
     if split is None:

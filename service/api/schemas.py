@@ -46,6 +46,7 @@ from service.payments.requests import (
     ForwardPaymentRequest,
     ForwardWithTipsRequest,
     InvoiceRequest,
+    normalize_payment_hash,
     normalize_username,
 )
 
@@ -266,17 +267,17 @@ class PaymentHashField(fields.String):
         "invalid": INVALID_PAYMENT_HASH,
         "bad_hash": INVALID_PAYMENT_HASH,
     }
-    _HEX_DIGITS = frozenset("0123456789abcdef")
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip().lower()
-        if not text:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.strip():
             raise self.make_error("required")
-        if len(text) != 64 or not set(text) <= self._HEX_DIGITS:
+        payment_hash = normalize_payment_hash(text)
+        if payment_hash is None:
             raise self.make_error("bad_hash")
-        return text
+        return payment_hash
 
 
 class WholeList(fields.List):

@@ -1,6 +1,7 @@
 """Validated requests, as the API views hand them to the business layer (no Flask, no marshmallow).
 
-Also the one rule for Blink usernames, which both request parsing and the payment rules use.
+Also the one rule for Blink usernames, which both request parsing and the payment rules use,
+and the one rule for a payment hash as a client sends it (a JSON field or a URL segment).
 """
 
 import re
@@ -15,6 +16,7 @@ _USERNAME_PATTERN = re.compile(r"[0-9a-z_]{3,50}")
 _FORBIDDEN_USERNAME_PREFIXES = ("1", "3", "bc1", "lnbc1")
 # The old POS page let a merchant type a Lightning address; the Blink one names the same user.
 _BLINK_ADDRESS_SUFFIX = "@blink.sv"
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def normalize_username(raw: str) -> str | None:
@@ -27,6 +29,17 @@ def normalize_username(raw: str) -> str | None:
     if not _USERNAME_PATTERN.fullmatch(username) or username.startswith(_FORBIDDEN_USERNAME_PREFIXES):
         return None
     return username
+
+
+def normalize_payment_hash(raw: str) -> str | None:
+    """The canonical (lowercase) payment hash for ``raw``, or None unless it is 64 hex digits.
+
+    Surrounding spaces are tolerated.
+    """
+    payment_hash = raw.strip().lower()
+    if len(payment_hash) != 64 or not set(payment_hash) <= _HEX_DIGITS:
+        return None
+    return payment_hash
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,6 @@ class CacheCounters:
         with self._lock:
             return dict(self._values)
 
-    def get(self, name: str) -> int:
-        with self._lock:
-            return self._values[name]
-
 
 class SplitCache:
     """get/set/delete of tip:{hash} documents; errors are counted and logged, never raised."""
@@ -96,23 +92,11 @@ class SplitCache:
         return True
 
     def delete(self, payment_hash: str) -> bool:
-        try:
-            self.redis.delete(keys.tip(payment_hash))
-        except redis.RedisError as exc:
-            self._failed("delete", exc)
-            return False
-        self.counters.add("deletes")
-        return True
+        return self._delete(keys.tip(payment_hash))
 
     def delete_recipient_stats(self, username: str) -> bool:
         """Drops stats:recipient:{username} (a tip to them was paid); the next read re-warms it."""
-        try:
-            self.redis.delete(keys.recipient_stats(username))
-        except redis.RedisError as exc:
-            self._failed("delete", exc)
-            return False
-        self.counters.add("deletes")
-        return True
+        return self._delete(keys.recipient_stats(username))
 
     def ping(self) -> bool:
         """For health checks: True when Redis answers (errors are not counted here)."""
@@ -120,6 +104,15 @@ class SplitCache:
             return bool(self.redis.ping())
         except redis.RedisError:
             return False
+
+    def _delete(self, key: str) -> bool:
+        try:
+            self.redis.delete(key)
+        except redis.RedisError as exc:
+            self._failed("delete", exc)
+            return False
+        self.counters.add("deletes")
+        return True
 
     def _failed(self, operation: str, exc: Exception) -> None:
         self.counters.add("errors")

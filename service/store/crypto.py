@@ -58,6 +58,30 @@ def _decode_key(text: str, position: int) -> bytes:
     return raw
 
 
+def parse_key_setting(value: str) -> dict[int, bytes]:
+    """The setting as key id -> key bytes, in the order given (the first is the active key).
+
+    The one parser of the format: Config validates with it, so a setting that passes there is
+    one the KeyBox accepts. Raises InvalidKeySetting (a ValueError) naming positions, never keys.
+    """
+    value = (value or "").strip()
+    if not value:
+        raise InvalidKeySetting("API_KEY_ENCRYPTION_KEY is empty")
+    if ":" not in value and "," not in value:
+        return {1: _decode_key(value, 1)}
+    keys: dict[int, bytes] = {}
+    for position, entry in enumerate(value.split(","), start=1):
+        kid_text, sep, key_text = entry.strip().partition(":")
+        kid_text = kid_text.strip()
+        if not sep or not kid_text.isdecimal() or int(kid_text) < 1:
+            raise InvalidKeySetting(f"encryption key #{position} must look like '<positive id>:<key>'")
+        kid = int(kid_text)
+        if kid in keys:
+            raise InvalidKeySetting(f"encryption key id {kid} is listed twice")
+        keys[kid] = _decode_key(key_text, position)
+    return keys
+
+
 def generate_key() -> str:
     """A fresh key in the setting's format (for .env files and the dev stack)."""
     return base64.urlsafe_b64encode(os.urandom(_KEY_BYTES)).decode("ascii")
@@ -83,25 +107,8 @@ class KeyBox:
 
     @classmethod
     def from_setting(cls, value: str) -> KeyBox:
-        value = (value or "").strip()
-        if not value:
-            raise InvalidKeySetting("API_KEY_ENCRYPTION_KEY is empty")
-        if ":" not in value and "," not in value:
-            return cls({1: _decode_key(value, 1)}, active_key_id=1)
-        keys: dict[int, bytes] = {}
-        active: int | None = None
-        for position, entry in enumerate(value.split(","), start=1):
-            kid_text, sep, key_text = entry.strip().partition(":")
-            if not sep or not kid_text.strip().isdigit() or int(kid_text) < 1:
-                raise InvalidKeySetting(f"encryption key #{position} must look like '<positive id>:<key>'")
-            kid = int(kid_text)
-            if kid in keys:
-                raise InvalidKeySetting(f"encryption key id {kid} is listed twice")
-            keys[kid] = _decode_key(key_text, position)
-            if active is None:
-                active = kid
-        assert active is not None
-        return cls(keys, active_key_id=active)
+        keys = parse_key_setting(value)
+        return cls(keys, active_key_id=next(iter(keys)))
 
     @property
     def active_key_id(self) -> int:

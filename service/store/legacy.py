@@ -240,9 +240,6 @@ class LegacyFileStore:
             )
             return None
 
-    def payment_hashes(self) -> list[str]:
-        return list(self._snapshot())
-
     def _snapshot(self) -> dict[str, Any]:
         try:
             mtime = self.path.stat().st_mtime

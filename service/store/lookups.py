@@ -17,21 +17,20 @@ log = logging.getLogger(__name__)
 
 
 class LookupCache:
-    def __init__(self, client: redis.Redis, ttl_seconds: int = keys.WALLET_OWNER_TTL_SECONDS) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._ttl = ttl_seconds
 
     def wallet_owner_known(self, fingerprint: str, wallet_id: str) -> bool:
         return self._get(keys.wallet_owner(fingerprint, wallet_id)) is not None
 
     def remember_wallet_owner(self, fingerprint: str, wallet_id: str) -> None:
-        self._set(keys.wallet_owner(fingerprint, wallet_id), "1")
+        self._set(keys.wallet_owner(fingerprint, wallet_id), "1", keys.WALLET_OWNER_TTL_SECONDS)
 
     def recipient_wallet(self, username: str) -> str | None:
         return self._get(keys.recipient_wallet(username))
 
     def remember_recipient_wallet(self, username: str, wallet_id: str) -> None:
-        self._set(keys.recipient_wallet(username), wallet_id)
+        self._set(keys.recipient_wallet(username), wallet_id, keys.RECIPIENT_WALLET_TTL_SECONDS)
 
     def _get(self, key: str) -> str | None:
         try:
@@ -41,8 +40,8 @@ class LookupCache:
             return None
         return value.decode() if isinstance(value, bytes) else value
 
-    def _set(self, key: str, value: str) -> None:
+    def _set(self, key: str, value: str, ttl_seconds: int) -> None:
         try:
-            self._redis.set(key, value, ex=self._ttl)
+            self._redis.set(key, value, ex=ttl_seconds)
         except redis.RedisError as exc:
             log.warning("lookup_cache_error", extra={"error_type": type(exc).__name__})

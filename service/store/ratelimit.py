@@ -27,7 +27,11 @@ class RateDecision:
 
 class RateLimiter:
     def __init__(
-        self, client: redis.Redis, *, window_seconds: int = 60, clock: Callable[[], float] = time.time
+        self,
+        client: redis.Redis,
+        *,
+        window_seconds: int = keys.RATE_LIMIT_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = client
         self._window = window_seconds

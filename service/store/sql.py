@@ -82,9 +82,6 @@ class Queries:
     def __contains__(self, name: object) -> bool:
         return name in self._statements
 
-    def names(self) -> list[str]:
-        return sorted(self._statements)
-
 
 def parse_statements(text: str, source: str) -> dict[str, Statement]:
     """Splits one .sql file into its named statements."""
