@@ -11,7 +11,6 @@ from __future__ import annotations
 import binascii
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +18,12 @@ from typing import Any
 import redis
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from service.payments.requests import normalize_payment_hash
 from service.store import keys
 from service.store.errors import SplitNotFound
 
 log = logging.getLogger(__name__)
 
-_PAYMENT_HASH = re.compile(r"^[0-9a-f]{64}$")
 # Svix names its headers svix-*; the Standard Webhooks library reads the same values as webhook-*.
 _SVIX_TO_STANDARD = {
     "svix-id": "webhook-id",
@@ -96,9 +95,10 @@ def classify(payload: Any, pos_wallet_id: str) -> ReceivedPayment | str:
         return "foreign_wallet"
     initiation = transaction.get("initiationVia")
     payment_hash = initiation.get("paymentHash") if isinstance(initiation, Mapping) else None
-    if not isinstance(payment_hash, str) or not _PAYMENT_HASH.match(payment_hash.lower()):
+    payment_hash = normalize_payment_hash(payment_hash) if isinstance(payment_hash, str) else None
+    if payment_hash is None:
         return "no_payment_hash"
-    return ReceivedPayment(payment_hash=payment_hash.lower(), wallet_id=pos_wallet_id)
+    return ReceivedPayment(payment_hash=payment_hash, wallet_id=pos_wallet_id)
 
 
 class WebhookProcessor:

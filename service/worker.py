@@ -76,10 +76,6 @@ class CycleReport:
     completed: int = 0
     released: int = 0
 
-    @property
-    def busy(self) -> bool:
-        return self.claimed > 0 or self.marked_paid > 0
-
 
 class Worker:
     def __init__(

@@ -125,13 +125,6 @@ class Forwarder:
             if token:
                 self._locks.release(payment_hash, token)
 
-    def mark_paid_if_paid(self, split: Split, source: str) -> Split | None:
-        """Ask Blink about a pending split; record it as paid when it is. Used by the worker."""
-        status = self._blink.invoice_status(split.payment_hash)
-        if status == InvoiceStatus.PAID:
-            return self._store.mark_paid(split.payment_hash, source)
-        return None
-
     # -- steps ------------------------------------------------------------------------------
 
     def _confirm_paid(self, split: Split, source: str) -> Split:
