@@ -430,7 +430,8 @@ def test_fail_marks_the_split_for_an_operator(store: SplitStore) -> None:
     assert store.fail(split.payment_hash, "never paid") is None  # a pending split cannot fail
     store.mark_paid(split.payment_hash, "webhook")
     store.claim(split.payment_hash, "worker-1", 300)
-    failed = store.fail(split.payment_hash, "leg out of attempts")
+    assert store.fail(split.payment_hash, "stale holder", owner="worker-2") is None  # not its lease
+    failed = store.fail(split.payment_hash, "leg out of attempts", owner="worker-1")
     assert failed.status is SplitStatus.FAILED and failed.claimed_by is None
 
 

@@ -281,7 +281,9 @@ class Forwarder:
             if leg.status != LegStatus.SUCCEEDED and leg.attempts >= self._settings.leg_max_attempts
         ]
         if exhausted:
-            self._store.fail(payment_hash, f"{len(exhausted)} leg(s) out of attempts: {_describe(error)}")
+            self._store.fail(
+                payment_hash, f"{len(exhausted)} leg(s) out of attempts: {_describe(error)}", owner=owner
+            )
             self._observe("forward", "failed")
         else:
             self._store.release(payment_hash, owner, _describe(error))

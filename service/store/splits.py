@@ -191,11 +191,14 @@ class SplitStore:
             raise SplitNotCompletable(f"legs not settled: {unsettled}")
         raise SplitNotCompletable(f"split is {current.status.value} and not leased to this owner")
 
-    def fail(self, payment_hash: str, error: str) -> Split | None:
-        """paid/forwarding -> failed (an operator must act), with a 'failed' event."""
+    def fail(self, payment_hash: str, error: str, owner: str | None = None) -> Split | None:
+        """paid/forwarding -> failed (an operator must act), with a 'failed' event.
+
+        With owner, only while owner still holds the lease (None: it no longer does).
+        """
         with self.db.connection() as conn:
             row = self.q.fail_split.one(
-                conn, payment_hash=payment_hash, error=_error_text(error), now=self.clock()
+                conn, payment_hash=payment_hash, error=_error_text(error), owner=owner, now=self.clock()
             )
         if row is None:
             return None

@@ -129,10 +129,13 @@ FROM done d
 
 -- name: fail_split
 -- paid/forwarding -> failed (an operator must look), lease dropped, with its 'failed' event.
+-- With an owner, only while that owner still holds the lease: a holder whose lease ran out
+-- must not fail a split another holder may be completing.
 WITH failed AS (
     UPDATE payment_splits
     SET status = 'failed', last_error = %(error)s, updated_at = %(now)s, claimed_by = NULL, claimed_at = NULL
     WHERE payment_hash = %(payment_hash)s AND status IN ('paid', 'forwarding')
+      AND (%(owner)s::text IS NULL OR claimed_by = %(owner)s::text)
     RETURNING *
 ), logged AS (
     INSERT INTO payment_events (split_id, event_type, data)
