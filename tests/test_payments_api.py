@@ -436,3 +436,32 @@ def test_leg_invoice_that_expired_while_waiting_is_replaced_and_paid_once(sale_c
     assert [paid[h] for h in new_hashes] == [1, 1]
     assert sim.balance(merchant["btcWalletId"]) == 900
     assert sim.balance(recipient["btcWalletId"]) == 100
+
+
+def test_positive_checks_are_cached_ten_minutes_and_refusals_never(
+    sale_client, sim, merchant, tipee, redis_url
+):
+    recipient = tipee()
+    cache = redis.Redis.from_url(redis_url)
+    create(sale_client, sale_body(merchant, 500, tip=50, recipients=[recipient]))
+
+    owner_keys = cache.keys("wallet-owner:*")
+    assert len(owner_keys) == 1 and 0 < cache.ttl(owner_keys[0]) <= 600
+    assert cache.get(keys.recipient_wallet(recipient["username"])) == recipient["btcWalletId"].encode()
+    assert 0 < cache.ttl(keys.recipient_wallet(recipient["username"])) <= 600
+    assert merchant["apiKey"] not in b"".join(owner_keys).decode()
+
+    # With the answers cached, Blink being unable to answer those questions does not matter.
+    sim.fault("me", "error", http_status=503)
+    sim.fault("accountDefaultWallet", "error", http_status=503)
+    create(sale_client, sale_body(merchant, 600, tip=60, recipients=[recipient]))
+    # (The faults do bite: a merchant not seen before cannot be checked.)
+    newcomer = sim.create_account(balance=0)
+    unchecked = sale_client.post("/api/blink/create-invoice", json=sale_body(newcomer, 600))
+    assert unchecked.status_code == 502
+    sim.clear_faults()
+
+    refused = sale_body(merchant, 500, tip=50)
+    refused["tipRecipients"] = [{"username": "nobody_by_this_name", "share": 1}]
+    assert sale_client.post("/api/blink/create-invoice", json=refused).status_code == 400
+    assert cache.exists(keys.recipient_wallet("nobody_by_this_name")) == 0

@@ -94,16 +94,16 @@ def _validated(parse, body: Any, *args: Any):
 
 def _enforce_rate_limits(wallet_id: str) -> None:
     svc = services()
-    limits = (
-        ("ip", request.remote_addr or "unknown", svc.config.rate_limit_per_ip_per_minute),
-        ("wallet", wallet_id, svc.config.rate_limit_per_wallet_per_minute),
+    decision = svc.limiter.hit_all(
+        [
+            ("create-invoice:ip", request.remote_addr or "unknown", svc.config.rate_limit_per_ip_per_minute),
+            ("create-invoice:wallet", wallet_id, svc.config.rate_limit_per_wallet_per_minute),
+        ]
     )
-    for scope, identity, limit in limits:
-        decision = svc.limiter.hit(f"create-invoice:{scope}", identity, limit)
-        if not decision.allowed:
-            raise TooManyRequests(
-                "rate_limited",
-                "Too many invoices requested; wait a moment and try again.",
-                decision.retry_after,
-                {"scope": scope},
-            )
+    if not decision.allowed:
+        raise TooManyRequests(
+            "rate_limited",
+            "Too many invoices requested; wait a moment and try again.",
+            decision.retry_after,
+            {"scope": decision.scope.removeprefix("create-invoice:")},
+        )

@@ -55,13 +55,19 @@ class InvoiceService:
         self._now = clock or (lambda: datetime.now(UTC))
 
     def create(self, request: InvoiceRequest) -> Split:
-        with _upstream("checking the merchant wallet"):
-            self._check_merchant_owns_wallet(request.merchant_api_key, request.merchant_wallet_id)
+        fingerprint = self._fingerprint(request.merchant_api_key)
+        usernames = [recipient.username for recipient in request.tip_recipients]
+        owner_known, recipient_wallets = self._lookups.recall(
+            fingerprint, request.merchant_wallet_id, usernames
+        )
+        if not owner_known:
+            with _upstream("checking the merchant wallet"):
+                self._check_merchant_owns_wallet(request.merchant_api_key, request.merchant_wallet_id)
+            self._lookups.remember_wallet_owner(fingerprint, request.merchant_wallet_id)
         with _upstream("resolving tip recipients"):
-            recipient_wallets = {
-                recipient.username: self._recipient_wallet(recipient.username)
-                for recipient in request.tip_recipients
-            }
+            for username in usernames:
+                if username not in recipient_wallets:
+                    recipient_wallets[username] = self._resolve_recipient_wallet(username)
 
         legs = plan_legs(
             request.merchant_wallet_id, request.base_sats, request.tip_sats, request.tip_recipients
@@ -106,9 +112,6 @@ class InvoiceService:
         return split
 
     def _check_merchant_owns_wallet(self, api_key: str, wallet_id: str) -> None:
-        fingerprint = self._fingerprint(api_key)
-        if self._lookups.wallet_owner_known(fingerprint, wallet_id):
-            return
         try:
             wallets = self._blink.wallets(api_key)
         except BlinkUnauthorized as exc:
@@ -118,12 +121,8 @@ class InvoiceService:
             raise MerchantWalletMismatch("The wallet does not belong to the account of this API key.")
         if owned[wallet_id] != WalletCurrency.BTC:
             raise MerchantWalletMismatch("Sales are forwarded in sats: choose the account's BTC wallet.")
-        self._lookups.remember_wallet_owner(fingerprint, wallet_id)
 
-    def _recipient_wallet(self, username: str) -> str:
-        cached = self._lookups.recipient_wallet(username)
-        if cached:
-            return cached
+    def _resolve_recipient_wallet(self, username: str) -> str:
         try:
             wallet_id = self._blink.default_btc_wallet(username)
         except BlinkRejected as exc:

@@ -8,6 +8,7 @@ minutes. Redis trouble only costs a Blink call: every method swallows redis erro
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import redis
 
@@ -20,25 +21,29 @@ class LookupCache:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
 
-    def wallet_owner_known(self, fingerprint: str, wallet_id: str) -> bool:
-        return self._get(keys.wallet_owner(fingerprint, wallet_id)) is not None
+    def recall(
+        self, fingerprint: str, wallet_id: str, usernames: Sequence[str]
+    ) -> tuple[bool, dict[str, str]]:
+        """Everything create-invoice may have cached, in one round trip: whether the key is
+        known to own the wallet, and the recipients' wallets that are known (missing: absent)."""
+        names = [keys.wallet_owner(fingerprint, wallet_id), *(keys.recipient_wallet(u) for u in usernames)]
+        try:
+            values = self._redis.mget(names)
+        except redis.RedisError as exc:
+            log.warning("lookup_cache_error", extra={"error_type": type(exc).__name__})
+            return False, {}
+        wallets = {
+            username: value.decode() if isinstance(value, bytes) else value
+            for username, value in zip(usernames, values[1:], strict=True)
+            if value is not None
+        }
+        return values[0] is not None, wallets
 
     def remember_wallet_owner(self, fingerprint: str, wallet_id: str) -> None:
         self._set(keys.wallet_owner(fingerprint, wallet_id), "1", keys.WALLET_OWNER_TTL_SECONDS)
 
-    def recipient_wallet(self, username: str) -> str | None:
-        return self._get(keys.recipient_wallet(username))
-
     def remember_recipient_wallet(self, username: str, wallet_id: str) -> None:
         self._set(keys.recipient_wallet(username), wallet_id, keys.RECIPIENT_WALLET_TTL_SECONDS)
-
-    def _get(self, key: str) -> str | None:
-        try:
-            value = self._redis.get(key)
-        except redis.RedisError as exc:
-            log.warning("lookup_cache_error", extra={"error_type": type(exc).__name__})
-            return None
-        return value.decode() if isinstance(value, bytes) else value
 
     def _set(self, key: str, value: str, ttl_seconds: int) -> None:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 class RateDecision:
     allowed: bool
     retry_after: int  # seconds until the window resets; 0 when allowed
+    scope: str | None = None  # the first limit that refused
 
 
 class RateLimiter:
@@ -37,19 +38,24 @@ class RateLimiter:
         self._window = window_seconds
         self._clock = clock
 
-    def hit(self, scope: str, identity: str, limit: int) -> RateDecision:
+    def hit_all(self, checks: Sequence[tuple[str, str, int]]) -> RateDecision:
+        """Counts one hit on every (scope, identity, limit) in one round trip; refused if any is over."""
         now = self._clock()
         window = int(now // self._window)
-        key = keys.rate_limit(scope, identity, window)
         try:
             pipe = self._redis.pipeline(transaction=True)
-            pipe.incr(key)
-            pipe.expire(key, self._window + 1)
-            count, _ = pipe.execute()
+            for scope, identity, _limit in checks:
+                key = keys.rate_limit(scope, identity, window)
+                pipe.incr(key)
+                pipe.expire(key, self._window + 1)
+            replies = pipe.execute()
         except redis.RedisError as exc:
-            log.warning("rate_limit_unavailable", extra={"error_type": type(exc).__name__, "scope": scope})
+            scopes = ",".join(scope for scope, _identity, _limit in checks)
+            log.warning("rate_limit_unavailable", extra={"error_type": type(exc).__name__, "scope": scopes})
             return RateDecision(True, 0)
-        if count <= limit:
+        counts = replies[0::2]
+        refused = [scope for count, (scope, _id, limit) in zip(counts, checks, strict=True) if count > limit]
+        if not refused:
             return RateDecision(True, 0)
         retry_after = max(1, int((window + 1) * self._window - now + 0.999))
-        return RateDecision(False, retry_after)
+        return RateDecision(False, retry_after, refused[0])
