@@ -437,7 +437,7 @@ def test_sales_csv_round_trips_hostile_memos_through_pythons_csv_module(client, 
     berlin = ZoneInfo("Europe/Berlin")
     for sale in made:
         row = by_hash[sale.payment_hash]
-        assert row["memo"] == sale.memo
+        assert row["memo"] == ("'" + sale.memo if sale.memo.startswith("=") else sale.memo)
         assert row["status"] == "completed"
         assert row["tip_recipients"] == ";".join(f"{name}={sats}" for name, sats in sale.tips)
         assert (
@@ -453,6 +453,33 @@ def test_sales_csv_round_trips_hostile_memos_through_pythons_csv_module(client, 
     assert (
         by_hash[failed.payment_hash]["paid_at"] != "" and by_hash[failed.payment_hash]["forwarded_at"] == ""
     )
+
+
+FORMULA_MEMOS = (
+    '=HYPERLINK("http://evil.example","click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+)
+
+
+def test_sales_csv_neutralises_cells_a_spreadsheet_would_run_as_formulas(client, store):
+    at = datetime(2026, 3, 7, 9, tzinfo=UTC)
+    made = [make_sale(store, at=at + timedelta(minutes=i), memo=memo) for i, memo in enumerate(FORMULA_MEMOS)]
+    harmless = make_sale(store, at=at + timedelta(hours=1), memo="Tea - no sugar = fine")
+
+    raw = get_report(client, "/api/reports/sales.csv", KEY_A, **{"from": "2026-03-07"}).get_data(as_text=True)
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in csv.reader(io.StringIO(raw, newline=""))][1:]
+    memos = {row["payment_hash"]: row["memo"] for row in rows}
+
+    for sale in made:
+        # OWASP's rule: a leading quote makes the spreadsheet show the text instead of running it.
+        assert memos[sale.payment_hash] == "'" + sale.memo
+    assert memos[harmless.payment_hash] == harmless.memo
+    for row in rows:
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
 
 
 def test_sales_pages_neither_lose_nor_repeat_sales_that_share_a_timestamp(app, store):

@@ -2,9 +2,11 @@
 with quotes, commas or line breaks quoted), produced page by page so it can be streamed.
 
 One row per sale in every status; reconcile payouts with the rows whose status is
-`completed` (forwarded_at is empty on every other row). Memos are written verbatim so they
-survive a round trip; a spreadsheet user should import the file as text rather than let a
-memo that starts with "=" be read as a formula.
+`completed` (forwarded_at is empty on every other row).
+
+Text is written verbatim except that a cell a spreadsheet would run as a formula (one that
+begins with =, +, -, @, tab or carriage return: OWASP's CSV injection rule) gets a leading
+single quote, so a memo like `=HYPERLINK(...)` is shown as text, never executed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ COLUMNS = (
 )
 
 
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(cell: str | int) -> str | int:
+    """The cell as a spreadsheet will show it rather than evaluate it (numbers stay numbers)."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_TRIGGERS):
+        return "'" + cell
+    return cell
+
+
 def tip_recipients_cell(sale: SaleRow) -> str:
     """'alice=60;bob=40': Blink usernames are [0-9a-z_], so '=' and ';' never clash."""
     return ";".join(f"{tip.username}={tip.sats}" for tip in sale.tips)
@@ -46,7 +58,7 @@ def _decimal_cell(value: Decimal | None) -> str:
 
 
 def sale_cells(sale: SaleRow, period: ReportPeriod) -> list[str | int]:
-    return [
+    cells = [
         period.local(sale.created_at) or "",
         sale.payment_hash,
         sale.status,
@@ -63,6 +75,7 @@ def sale_cells(sale: SaleRow, period: ReportPeriod) -> list[str | int]:
         period.local(sale.paid_at) or "",
         period.local(sale.forwarded_at) or "",
     ]
+    return [neutralised(cell) for cell in cells]
 
 
 def csv_chunks(pages: Iterable[list[SaleRow]], period: ReportPeriod) -> Iterator[str]:
