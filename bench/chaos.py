@@ -30,7 +30,7 @@ from bench.load import OperationFailed, client_session
 from bench.sales import SaleTarget, create_invoice, customer_pays, forward
 from bench.stack import BenchStack, StackOptions
 from bench.store_bench import open_store
-from service.payments.model import LegKind, Split, SplitStatus
+from service.domain.model import LegKind, Split, SplitStatus
 
 MERCHANT = "<merchant>"  # not a valid Blink username, so it cannot clash with a tipee
 UNSETTLED = (SplitStatus.PAID, SplitStatus.FORWARDING, SplitStatus.PENDING)

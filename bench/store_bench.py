@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any, TypeVar
 
 from bench.load import percentile
-from service.payments.model import LegKind, NewSplit, PlannedLeg, TipRecipient
+from service.domain.model import LegKind, NewSplit, PlannedLeg, TipRecipient
 from service.store.cache import SplitCache, make_redis
 from service.store.crypto import KeyBox
 from service.store.postgres import Database, open_pool

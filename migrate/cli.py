@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -24,7 +24,8 @@ from migrate.source import SourceFile, SourceUnreadable, Validated, read_source,
 from migrate.verifying import verify
 from migrate.writing import Outcome, SplitWriter
 from service.config import Config, ConfigError
-from service.payments.model import SplitStatus
+from service.domain.clock import Clock, utc_now
+from service.domain.model import SplitStatus
 from service.store.cache import SplitCache, make_redis
 from service.store.crypto import KeyBox
 from service.store.errors import StoreUnavailable
@@ -34,13 +35,6 @@ from service.store.splits import SplitStore
 DEFAULT_FILE = Path(".tip-store.json")
 BATCH_SIZE = 500
 EXIT_OK, EXIT_FAILED, EXIT_NOT_ATTEMPTED = 0, 1, 2
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True)
 class Streams:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from migrate.source import InvalidRecord
-from service.payments.model import PlannedLeg, SplitStatus
+from service.domain.model import PlannedLeg, SplitStatus
 from service.payments.splitting import plan_legs
 from service.store.cache import ttl_until
 from service.store.legacy import LegacyRecord

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.payments.model import PlannedLeg, Split
+from service.domain.errors import SplitNotFound
+from service.domain.model import PlannedLeg, Split
 from service.payments.splitting import plan_legs
-from service.store.errors import CryptoError, SplitNotFound, StoreUnavailable
+from service.store.errors import CryptoError, StoreUnavailable
 from service.store.legacy import LegacyRecord
 from service.store.splits import SplitStore
 

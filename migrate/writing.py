@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from migrate.planning import PlannedSplit
-from service.payments.model import LegKind, Split
+from service.domain.model import LegKind, Split
 from service.store import keys
 from service.store.crypto import KeyBox
 from service.store.errors import ConstraintViolation, StoreError, StoreUnavailable

@@ -205,7 +205,7 @@ def run_splits_failed(args: argparse.Namespace) -> int:
 
 def run_splits_retry(args: argparse.Namespace) -> int:
     from service import operator
-    from service.payments.errors import PaymentError
+    from service.domain.errors import PaymentError
 
     payment_hash = args.payment_hash.strip().lower()
     services = _open_services()

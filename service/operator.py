@@ -6,18 +6,13 @@ The CLI (service/cli.py) only parses arguments and prints what these functions r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from service.payments.model import Split
+from service.domain.clock import Clock, utc_now
+from service.domain.model import Split
 from service.store.records import split_from_mapping
 
 _ERROR_COLUMN_CHARS = 60
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RetryRefused(Exception):
@@ -25,7 +20,7 @@ class RetryRefused(Exception):
 
 
 def splits_needing_attention(
-    db, lease_seconds: float, limit: int = 100, clock: Callable = utc_now
+    db, lease_seconds: float, limit: int = 100, clock: Clock = utc_now
 ) -> list[Split]:
     """Failed splits, and forwarding ones that look stuck (a failed leg or an expired lease)."""
     with db.connection() as conn:
@@ -33,7 +28,7 @@ def splits_needing_attention(
     return [split_from_mapping(row) for row in rows]
 
 
-def reset_for_retry(db, payment_hash: str, lease_seconds: float, clock: Callable = utc_now) -> int:
+def reset_for_retry(db, payment_hash: str, lease_seconds: float, clock: Clock = utc_now) -> int:
     """Puts the split back to forwarding with its failed legs' attempts reset; returns legs reset.
 
     Raises RetryRefused for an unknown split, or one that is not failed/stuck (a completed split

@@ -18,9 +18,9 @@ from typing import Any
 import redis
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from service.payments.requests import normalize_payment_hash
+from service.domain.errors import SplitNotFound
+from service.domain.normalize import normalize_payment_hash
 from service.store import keys
-from service.store.errors import SplitNotFound
 
 log = logging.getLogger(__name__)
 

@@ -20,27 +20,20 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from service.blink import BlinkError, InvoiceStatus
+from service.domain.clock import Clock, utc_now
+from service.domain.errors import PaymentError, SplitNotFound
 from service.metrics import Metrics, SampleWindow
-from service.payments.errors import PaymentError
-from service.store.errors import SplitNotFound, StoreError, StoreUnavailable
+from service.store.errors import StoreError, StoreUnavailable
 from service.store.records import split_from_mapping
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True)
 class WorkerSettings:

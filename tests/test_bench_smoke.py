@@ -63,7 +63,7 @@ def _chaos_split(legs: list[tuple[str, str, int, str]]):
     """A completed split whose legs are (kind, recipient, sats, leg payment hash)."""
     from datetime import UTC, datetime
 
-    from service.payments.model import Leg, LegKind, LegStatus, Split, SplitStatus
+    from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus
 
     now = datetime.now(UTC)
     return Split(

@@ -29,7 +29,7 @@ from migrate.cli import Streams, main
 from migrate.reporting import Progress
 from service import create_app
 from service.config import Config
-from service.payments.model import LegKind, NewSplit, PlannedLeg, SplitStatus, TipRecipient
+from service.domain.model import LegKind, NewSplit, PlannedLeg, SplitStatus, TipRecipient
 from service.store.cache import SplitCache
 from service.store.crypto import KeyBox
 from service.store.errors import ConstraintViolation

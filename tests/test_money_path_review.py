@@ -17,7 +17,7 @@ from flask import Flask
 
 from blinksim.control import SimControl
 from service import create_app
-from service.payments.errors import ForwardingIncomplete
+from service.domain.errors import ForwardingIncomplete
 from service.payments.forwarding import Forwarder, ForwardSettings
 from service.store.locks import PaymentLocks
 from service.worker import Worker, WorkerSettings

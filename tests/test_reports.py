@@ -30,7 +30,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from service.api import reports as report_views
 from service.api.report_schemas import REPORT_SCHEMAS
 from service.api.schemas import ErrorResponseSchema
-from service.payments.model import LegKind, NewSplit, PlannedLeg, TipRecipient
+from service.domain.model import LegKind, NewSplit, PlannedLeg, TipRecipient
 from service.reports.merchant import MerchantReports
 from service.reports.period import parse_period
 from service.reports.sales_csv import COLUMNS

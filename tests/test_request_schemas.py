@@ -27,15 +27,11 @@ from service.api.schemas import (
     parse_forward_payment,
     parse_forward_with_tips,
 )
+from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
+from service.domain.normalize import normalize_username
 from service.errors import BadRequest
 from service.payments.forwarding import ForwardOutcome
-from service.payments.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
-from service.payments.requests import (
-    ForwardPaymentRequest,
-    ForwardWithTipsRequest,
-    InvoiceRequest,
-    normalize_username,
-)
+from service.payments.inputs import ForwardPaymentRequest, ForwardWithTipsRequest, InvoiceRequest
 
 MAX_SATS = 10_000_000
 API_KEY = "blink_Secret-Key-do-not-echo"

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from service.payments.model import (
+from service.domain.errors import SplitNotCompletable, SplitNotFound
+from service.domain.model import (
     LegKind,
     LegStatus,
     NewSplit,
@@ -28,7 +29,7 @@ from service.payments.model import (
 from service.store import keys
 from service.store.cache import SplitCache, make_redis
 from service.store.crypto import KeyBox
-from service.store.errors import DuplicateSplit, SplitNotCompletable, SplitNotFound
+from service.store.errors import DuplicateSplit
 from service.store.legacy import LegacyFileStore
 from service.store.postgres import Database, open_pool
 from service.store.splits import SplitStore

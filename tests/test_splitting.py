@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.payments.model import LegKind, PlannedLeg, TipRecipient
+from service.domain.model import LegKind, PlannedLeg, TipRecipient
 from service.payments.splitting import plan_legs, split_tip
 
 MERCHANT_WALLET = "merchant-wallet-id"

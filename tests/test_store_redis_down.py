@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.payments.model import SplitStatus
+from service.domain.model import SplitStatus
 from service.store import keys
 from service.store.cache import SplitCache, make_redis
 from service.store.crypto import KeyBox

@@ -1,9 +1,10 @@
-"""The one table from business errors (service/payments/errors.py) to HTTP answers."""
+"""The one table from business errors (service/domain/errors.py) to HTTP answers."""
 
 from __future__ import annotations
 
 from typing import NoReturn
 
+from service.domain import errors as payment
 from service.errors import (
     ApiError,
     BadGateway,
@@ -13,7 +14,6 @@ from service.errors import (
     GatewayTimeout,
     NotFound,
 )
-from service.payments import errors as payment
 
 _STATUS: dict[type[payment.PaymentError], type[ApiError]] = {
     payment.SplitNotFound: NotFound,

@@ -20,9 +20,9 @@ from service.api.schemas import (
     parse_forward_with_tips,
 )
 from service.context import services
+from service.domain.errors import MerchantMismatch, PaymentError
+from service.domain.normalize import normalize_payment_hash
 from service.errors import BadRequest, NotFound, TooManyRequests
-from service.payments.errors import MerchantMismatch, PaymentError
-from service.payments.requests import normalize_payment_hash
 
 payments_blueprint = Blueprint("payments", __name__)
 

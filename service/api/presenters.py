@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from service.config import Config
+from service.domain.model import LegKind, LegStatus, Split
 from service.payments.forwarding import ForwardOutcome, leg_summaries
-from service.payments.model import LegKind, LegStatus, Split
-from service.payments.requests import InvoiceRequest
+from service.payments.inputs import InvoiceRequest
 
 
 def invoice(split: Split, request: InvoiceRequest, config: Config) -> dict[str, Any]:

@@ -9,12 +9,12 @@ registered from service.api.report_schemas.REPORT_SCHEMAS.
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from service.api.report_schemas import RecipientStatsSchema, ReportSummarySchema, TipsReportSchema
 from service.context import services
+from service.domain.clock import utc_now
 from service.errors import NotFound, error_response
 from service.reports.errors import ReportError, UnknownMerchant
 from service.reports.merchant import MerchantReports
@@ -28,16 +28,12 @@ API_KEY_HEADER = "X-API-KEY"
 _NO_STORE = {"Cache-Control": "private, no-store"}
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _merchant_request() -> tuple[MerchantReports, str, ReportPeriod]:
     """The reports, the caller's key fingerprint (401 first) and the requested period."""
     svc = services()
     reports = MerchantReports(svc.db, svc.keybox.fingerprint)
     fingerprint = reports.authenticate(request.headers.get(API_KEY_HEADER))
-    return reports, fingerprint, parse_period(request.args, _utc_now)
+    return reports, fingerprint, parse_period(request.args, utc_now)
 
 
 @reports_blueprint.errorhandler(ReportError)

@@ -1,6 +1,6 @@
 """Marshmallow schemas of the HTTP API (DESIGN §4): request bodies in, answers out.
 
-A request schema's ``parse(body)`` returns a dataclass from ``service.payments.requests`` or
+A request schema's ``parse(body)`` returns a dataclass from ``service.payments.inputs`` or
 raises ``ValidationFailed`` (a 400) whose ``code`` is stable: clients branch on it. Every
 failing rule leaves its message in ``fields``; the highest-ranked one (``_CODE_PRIORITY``)
 decides ``code`` and the human ``error`` text.
@@ -39,16 +39,11 @@ from marshmallow import (
     validates_schema,
 )
 
+from service.domain.model import TipRecipient
+from service.domain.normalize import normalize_payment_hash, normalize_username
 from service.errors import BadRequest
+from service.payments.inputs import ForwardPaymentRequest, ForwardWithTipsRequest, InvoiceRequest
 from service.payments.memos import MAX_MEMO_BYTES
-from service.payments.model import TipRecipient
-from service.payments.requests import (
-    ForwardPaymentRequest,
-    ForwardWithTipsRequest,
-    InvoiceRequest,
-    normalize_payment_hash,
-    normalize_username,
-)
 
 MAX_TIP_RECIPIENTS = 10
 SUPPORTED_CURRENCIES = ("BTC", "USD")

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from service.blink import (
     BlinkClient,
@@ -26,17 +26,18 @@ from service.blink import (
     InvoiceStatus,
     PaymentStatus,
 )
-from service.payments import memos
-from service.payments.errors import (
+from service.domain.clock import Clock, utc_now
+from service.domain.errors import (
     ForwardingIncomplete,
     ForwardingInProgress,
     InvoiceNotPaid,
+    SplitNotCompletable,
     SplitNotFound,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from service.payments.model import Leg, LegKind, LegStatus, Split, SplitStatus
-from service.store.errors import SplitNotCompletable
+from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus
+from service.payments import memos
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,14 @@ class Forwarder:
         locks,
         settings: ForwardSettings,
         *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = utc_now,
         observer: Callable[[str, str], None] | None = None,
     ) -> None:
         self._store = store
         self._blink = blink
         self._locks = locks
         self._settings = settings
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._now = clock
         self._observe = observer or (lambda event, outcome: None)
 
     # -- public -----------------------------------------------------------------------------

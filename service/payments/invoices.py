@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from service.blink import BlinkClient, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
 from service.blink.types import WalletCurrency
-from service.payments.errors import (
+from service.domain.clock import Clock, utc_now
+from service.domain.errors import (
     InvalidMerchantKey,
     MerchantWalletMismatch,
     UnknownTipRecipient,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from service.payments.model import LegKind, NewSplit, PlannedLeg, Split
-from service.payments.requests import InvoiceRequest
+from service.domain.model import LegKind, NewSplit, PlannedLeg, Split
+from service.payments.inputs import InvoiceRequest
 from service.payments.splitting import plan_legs
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,14 @@ class InvoiceService:
         fingerprint: Callable[[str], str],
         settings: InvoiceSettings,
         *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._blink = blink
         self._lookups = lookups
         self._fingerprint = fingerprint
         self._settings = settings
-        self._now = clock or (lambda: datetime.now(UTC))
+        self._now = clock
 
     def create(self, request: InvoiceRequest) -> Split:
         fingerprint = self._fingerprint(request.merchant_api_key)

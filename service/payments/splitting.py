@@ -9,7 +9,7 @@ part rounds to 0 sats is dropped and the whole tip is divided again among the ot
 from collections.abc import Sequence
 from fractions import Fraction
 
-from service.payments.model import LegKind, PlannedLeg, TipRecipient
+from service.domain.model import LegKind, PlannedLeg, TipRecipient
 
 
 def split_tip(tip_sats: int, recipients: Sequence[TipRecipient]) -> list[tuple[TipRecipient, int]]:

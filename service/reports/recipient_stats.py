@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from service.payments.requests import normalize_username
+from service.domain.normalize import normalize_username
 from service.reports.errors import InvalidUsername
 from service.store import keys
 

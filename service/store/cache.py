@@ -15,7 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from service.payments.model import Split
+from service.domain.model import Split
 from service.store import keys
 from service.store.records import split_from_document, split_to_document
 

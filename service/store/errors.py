@@ -26,14 +26,6 @@ class DuplicateSplit(ConstraintViolation):
         super().__init__(constraint, "a split with this payment hash already exists")
 
 
-class SplitNotFound(StoreError):
-    """No split with this payment hash is stored."""
-
-
-class SplitNotCompletable(StoreError):
-    """complete() was refused: a leg is not settled, or the caller does not hold the lease."""
-
-
 class MigrationError(StoreError):
     """The migrations on disk and those recorded in the database disagree, or the lock timed out."""
 

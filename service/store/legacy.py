@@ -22,8 +22,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from service.payments.model import Split, SplitStatus, TipRecipient, parse_share
-from service.payments.requests import normalize_username
+from service.domain.model import Split, SplitStatus, TipRecipient, parse_share
+from service.domain.normalize import normalize_username
 
 log = logging.getLogger(__name__)
 

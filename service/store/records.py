@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from service.payments.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
+from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
 
 # Bump when the cached document changes shape: older documents are then treated as misses.
 CACHE_FORMAT = 1

@@ -11,29 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from service.payments.model import Leg, LegKind, NewSplit, Split, SplitStatus
+from service.domain.clock import Clock, utc_now
+from service.domain.errors import SplitNotCompletable, SplitNotFound
+from service.domain.model import Leg, LegKind, NewSplit, Split, SplitStatus
 from service.store.cache import SplitCache, ttl_until
 from service.store.crypto import KeyBox
-from service.store.errors import SplitNotCompletable, SplitNotFound
 from service.store.legacy import LegacyFileStore
 from service.store.postgres import Database
 from service.store.records import leg_from_mapping, split_from_mapping
 
-Clock = Callable[[], datetime]
-
 # Statuses worth a hot copy: a split still on its way to completion.
 _WARM_STATUSES = frozenset({SplitStatus.PENDING, SplitStatus.PAID, SplitStatus.FORWARDING})
 _MAX_ERROR_CHARS = 1000
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _error_text(error: str | None) -> str | None:

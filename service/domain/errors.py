@@ -1,4 +1,4 @@
-"""Business-level failures of the payment rules.
+"""Business-level failures of the payment rules, raised by the store and the payment layer alike.
 
 They carry a stable snake_case ``code`` and a human message; the API layer decides the HTTP
 status (service/api/payment_errors.py), so these modules never import Flask.
@@ -19,7 +19,15 @@ class PaymentError(Exception):
 
 
 class SplitNotFound(PaymentError):
+    """No split with this payment hash is stored (or it carries no merchant key)."""
+
     code = "split_not_found"
+
+
+class SplitNotCompletable(PaymentError):
+    """complete() was refused: a leg is not settled, or the caller does not hold the lease."""
+
+    code = "split_not_completable"
 
 
 class InvoiceNotPaid(PaymentError):
