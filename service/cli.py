@@ -194,9 +194,7 @@ def run_splits_failed(args: argparse.Namespace) -> int:
 
     services = _open_services()
     try:
-        splits = operator.splits_needing_attention(
-            services.db, services.config.forward_lease_seconds, limit=args.limit
-        )
+        splits = services.store.needing_attention(services.config.forward_lease_seconds, limit=args.limit)
     finally:
         services.close()
     say(operator.as_json(splits) if args.json else operator.as_table(splits))
@@ -211,7 +209,8 @@ def run_splits_retry(args: argparse.Namespace) -> int:
     services = _open_services()
     try:
         try:
-            legs = operator.reset_for_retry(services.db, payment_hash, services.config.forward_lease_seconds)
+            lease_seconds = services.config.forward_lease_seconds
+            legs = operator.reset_for_retry(services.store, payment_hash, lease_seconds)
         except operator.RetryRefused as refused:
             sys.stderr.write(f"blinkpos: {refused}\n")
             return 1

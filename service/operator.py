@@ -1,5 +1,7 @@
 """The operator commands' logic: `splits failed` (what needs a human) and `splits retry <hash>`.
 
+The store finds and resets the splits (SplitStore.needing_attention, reset_for_retry); this
+module turns a refusal into RetryRefused and prints the attention list.
 The CLI (service/cli.py) only parses arguments and prints what these functions return.
 """
 
@@ -8,9 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from service.domain.clock import Clock, utc_now
 from service.domain.model import Split
-from service.store.records import split_from_mapping
+from service.store.splits import SplitStore
 
 _ERROR_COLUMN_CHARS = 60
 
@@ -19,28 +20,15 @@ class RetryRefused(Exception):
     """The split is unknown, or not in a state an operator retry applies to."""
 
 
-def splits_needing_attention(
-    db, lease_seconds: float, limit: int = 100, clock: Clock = utc_now
-) -> list[Split]:
-    """Failed splits, and forwarding ones that look stuck (a failed leg or an expired lease)."""
-    with db.connection() as conn:
-        rows = db.q.list_attention_splits.all(conn, now=clock(), lease_seconds=lease_seconds, limit=limit)
-    return [split_from_mapping(row) for row in rows]
-
-
-def reset_for_retry(db, payment_hash: str, lease_seconds: float, clock: Clock = utc_now) -> int:
+def reset_for_retry(store: SplitStore, payment_hash: str, lease_seconds: float) -> int:
     """Puts the split back to forwarding with its failed legs' attempts reset; returns legs reset.
 
-    Raises RetryRefused for an unknown split, or one that is not failed/stuck (a completed split
-    is never touched, and a lease someone still holds is respected).
+    Raises RetryRefused for an unknown split, or one that is not failed/stuck.
     """
-    with db.connection() as conn:
-        row = db.q.reset_split_for_retry.one(
-            conn, payment_hash=payment_hash, now=clock(), lease_seconds=lease_seconds
-        )
-    if row is None:
+    legs = store.reset_for_retry(payment_hash, lease_seconds)
+    if legs is None:
         raise RetryRefused(f"split {payment_hash} is unknown, or not failed or stuck (nothing to retry)")
-    return int(row["legs_reset"])
+    return legs
 
 
 def as_json(splits: list[Split]) -> str:

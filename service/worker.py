@@ -21,19 +21,44 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from psycopg.types.json import Jsonb
 
-from service.blink import BlinkError, InvoiceStatus
+from service.blink import BlinkClient, BlinkError, InvoiceStatus
 from service.domain.clock import Clock, utc_now
 from service.domain.errors import PaymentError, SplitNotFound
+from service.domain.model import Split
 from service.metrics import Metrics, SampleWindow
+from service.payments.forwarding import Forwarder
+from service.store.cache import SplitCache
 from service.store.errors import StoreError, StoreUnavailable
-from service.store.records import split_from_mapping
+from service.store.postgres import Database
 
 log = logging.getLogger(__name__)
+
+class WorkerStore(Protocol):
+    """Every split state change the worker makes, as SplitStore methods; `now` is the worker's clock."""
+
+    cache: SplitCache
+
+    def claim_pending_checks(
+        self, now: datetime, min_age_seconds: float, max_interval_seconds: float, limit: int
+    ) -> list[str]: ...
+
+    def mark_paid(self, payment_hash: str, source: str) -> Split: ...
+
+    def expire_checked_unpaid(self, now: datetime, payment_hashes: list[str]) -> int: ...
+
+    def claim_due(self, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[Split]: ...
+
+    def renew_lease(self, now: datetime, payment_hash: str, owner: str) -> bool: ...
+
+    def release(self, payment_hash: str, owner: str, error: str | None = None) -> bool: ...
+
+    def oldest_due_age_seconds(self, now: datetime, lease_seconds: float) -> float: ...
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -73,10 +98,10 @@ class CycleReport:
 class Worker:
     def __init__(
         self,
-        db,
-        store,
-        blink,
-        forwarder,
+        db: Database,
+        store: WorkerStore,
+        blink: BlinkClient,
+        forwarder: Forwarder,
         settings: WorkerSettings,
         *,
         metrics: Metrics | None = None,
@@ -150,37 +175,33 @@ class Worker:
     def _check_pending(self, report: CycleReport, stop: threading.Event) -> list[str]:
         """Asks Blink about due pending splits; returns those Blink answered as not paid."""
         answered_unpaid: list[str] = []
-        with self._db.connection() as conn:
-            rows = self._q.claim_pending_checks.all(
-                conn,
-                now=self._now(),
-                min_age_seconds=self._settings.pending_poll_after_seconds,
-                max_interval_seconds=self._settings.pending_max_interval_seconds,
-                limit=self._settings.pending_batch_size,
-            )
-        for row in rows:
+        payment_hashes = self._store.claim_pending_checks(
+            self._now(),
+            min_age_seconds=self._settings.pending_poll_after_seconds,
+            max_interval_seconds=self._settings.pending_max_interval_seconds,
+            limit=self._settings.pending_batch_size,
+        )
+        for payment_hash in payment_hashes:
             if stop.is_set():
                 return answered_unpaid
             report.checked += 1
             try:
-                status = self._blink.invoice_status(row["payment_hash"])
+                status = self._blink.invoice_status(payment_hash)
             except BlinkError as exc:
                 self._metrics.pending_checks.labels("error").inc()
-                log.warning(
-                    "pending_check_failed",
-                    extra={"payment_hash": row["payment_hash"], "error_code": exc.code},
-                )
+                extra = {"payment_hash": payment_hash, "error_code": exc.code}
+                log.warning("pending_check_failed", extra=extra)
                 continue
             self._metrics.pending_checks.labels(str(status).lower()).inc()
             if status != InvoiceStatus.PAID:
-                answered_unpaid.append(row["payment_hash"])
+                answered_unpaid.append(payment_hash)
                 continue
             try:
-                self._store.mark_paid(row["payment_hash"], source="worker_poll")
+                self._store.mark_paid(payment_hash, source="worker_poll")
             except SplitNotFound:
                 continue
             report.marked_paid += 1
-            log.info("payment_detected_by_poll", extra={"payment_hash": row["payment_hash"]})
+            log.info("payment_detected_by_poll", extra={"payment_hash": payment_hash})
         return answered_unpaid
 
     def _expire(self, report: CycleReport, answered_unpaid: list[str]) -> None:
@@ -188,24 +209,14 @@ class Worker:
         # all the same, and expiring on it could bury a payment whose webhook was lost.
         if not answered_unpaid:
             return
-        with self._db.connection() as conn:
-            report.expired = int(
-                self._q.expire_checked_unpaid.scalar(conn, now=self._now(), payment_hashes=answered_unpaid)
-                or 0
-            )
+        report.expired = self._store.expire_checked_unpaid(self._now(), answered_unpaid)
         if report.expired:
             log.info("splits_expired", extra={"count": report.expired})
 
     def _forward_due(self, report: CycleReport, stop: threading.Event) -> None:
-        with self._db.connection() as conn:
-            rows = self._q.claim_due_splits.all(
-                conn,
-                now=self._now(),
-                owner=self.worker_id,
-                lease_seconds=self._settings.lease_seconds,
-                limit=self._settings.batch_size,
-            )
-        splits = [split_from_mapping(row) for row in rows]
+        splits = self._store.claim_due(
+            self._now(), self.worker_id, self._settings.lease_seconds, self._settings.batch_size
+        )
         report.claimed = len(splits)
         for index, split in enumerate(splits):
             if stop.is_set():
@@ -225,14 +236,10 @@ class Worker:
                 continue
             report.completed += int(forwarded)
 
-    def _forward_one(self, split) -> bool:
+    def _forward_one(self, split: Split) -> bool:
         # The batch was claimed at once: refresh this split's lease, and skip it if the lease
         # ran out meanwhile and another worker took it.
-        with self._db.connection() as conn:
-            renewed = self._q.renew_lease.run(
-                conn, payment_hash=split.payment_hash, owner=self.worker_id, now=self._now()
-            )
-        if not renewed:
+        if not self._store.renew_lease(self._now(), split.payment_hash, self.worker_id):
             return False
         retried = sum(1 for leg in split.legs if str(leg.status) == "failed")
         if retried:
@@ -254,7 +261,7 @@ class Worker:
         log.info("worker_forwarded", extra={"payment_hash": split.payment_hash})
         return True
 
-    def _release(self, splits: list) -> int:
+    def _release(self, splits: list[Split]) -> int:
         released = 0
         for split in splits:
             if self._store.release(split.payment_hash, self.worker_id, None):
@@ -263,7 +270,7 @@ class Worker:
             log.info("worker_released_claims", extra={"worker_id": self.worker_id, "count": released})
         return released
 
-    def _release_quietly(self, splits: list) -> None:
+    def _release_quietly(self, splits: list[Split]) -> None:
         try:
             self._release(splits)
         except StoreUnavailable:
@@ -274,11 +281,8 @@ class Worker:
             self._q.beat.run(conn, worker_id=self.worker_id, now=self._now())
 
     def _observe_lag(self) -> None:
-        with self._db.connection() as conn:
-            lag = self._q.oldest_due_age_seconds.scalar(
-                conn, now=self._now(), lease_seconds=self._settings.lease_seconds
-            )
-        self._metrics.worker_lag.set(float(lag or 0.0))
+        lag = self._store.oldest_due_age_seconds(self._now(), self._settings.lease_seconds)
+        self._metrics.worker_lag.set(lag)
 
     def _periodic(self) -> None:
         now = time.monotonic()

@@ -1,6 +1,7 @@
 """The layers import downwards only: api -> payments -> store -> domain, and blink -> domain."""
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,28 @@ def test_layer_imports_point_down(layer):
         if any(name == banned or name.startswith(banned + ".") for banned in FORBIDDEN[layer])
     ]
     assert offending == []
+
+
+def port_cases():
+    from service.payments.ports import ForwardingLocks, ForwardingStore, SplitSaver, WalletLookups
+    from service.store.locks import PaymentLocks
+    from service.store.lookups import LookupCache
+    from service.store.splits import SplitStore
+    from service.worker import WorkerStore
+
+    return [
+        (ForwardingStore, SplitStore),
+        (SplitSaver, SplitStore),
+        (WorkerStore, SplitStore),
+        (ForwardingLocks, PaymentLocks),
+        (WalletLookups, LookupCache),
+    ]
+
+
+@pytest.mark.parametrize(("port", "implementation"), port_cases(), ids=lambda cls: cls.__name__)
+def test_the_store_satisfies_each_port(port, implementation):
+    methods = [name for name, member in vars(port).items() if inspect.isfunction(member) and name[0] != "_"]
+    assert methods
+    for name in methods:
+        expected = list(inspect.signature(getattr(port, name)).parameters)
+        assert list(inspect.signature(getattr(implementation, name)).parameters) == expected, name

@@ -38,6 +38,7 @@ from service.domain.errors import (
 )
 from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus
 from service.payments import memos
+from service.payments.ports import ForwardingLocks, ForwardingStore
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,9 @@ class Forwarder:
 
     def __init__(
         self,
-        store,
+        store: ForwardingStore,
         blink: BlinkClient,
-        locks,
+        locks: ForwardingLocks,
         settings: ForwardSettings,
         *,
         clock: Clock = utc_now,

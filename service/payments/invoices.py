@@ -24,6 +24,7 @@ from service.domain.errors import (
 )
 from service.domain.model import LegKind, NewSplit, PlannedLeg, Split
 from service.payments.inputs import InvoiceRequest
+from service.payments.ports import SplitSaver, WalletLookups
 from service.payments.splitting import plan_legs
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ class InvoiceSettings:
 class InvoiceService:
     def __init__(
         self,
-        store,
+        store: SplitSaver,
         blink: BlinkClient,
-        lookups,
+        lookups: WalletLookups,
         fingerprint: Callable[[str], str],
         settings: InvoiceSettings,
         *,

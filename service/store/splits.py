@@ -207,6 +207,67 @@ class SplitStore:
         with self.db.connection() as conn:
             return int(self.q.expire_unpaid.scalar(conn, now=self.clock()))
 
+    # --- the work of the worker and the operator ------------------------------------------
+    # The worker passes its own clock's `now`: what is due is decided by the caller's time.
+
+    def claim_pending_checks(
+        self, now: datetime, min_age_seconds: float, max_interval_seconds: float, limit: int
+    ) -> list[str]:
+        """Hashes of pending splits due for a payment check at Blink, stamped as checked."""
+        with self.db.connection() as conn:
+            rows = self.q.claim_pending_checks.all(
+                conn,
+                now=now,
+                min_age_seconds=min_age_seconds,
+                max_interval_seconds=max_interval_seconds,
+                limit=limit,
+            )
+        return [row["payment_hash"] for row in rows]
+
+    def expire_checked_unpaid(self, now: datetime, payment_hashes: list[str]) -> int:
+        """Expires those of payment_hashes that Blink has just answered unpaid after their expiry."""
+        with self.db.connection() as conn:
+            return int(self.q.expire_checked_unpaid.scalar(conn, now=now, payment_hashes=payment_hashes) or 0)
+
+    def claim_due(self, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[Split]:
+        """Leases a batch of splits due for forwarding to owner in one statement (SKIP LOCKED)."""
+        with self.db.connection() as conn:
+            rows = self.q.claim_due_splits.all(
+                conn, now=now, owner=owner, lease_seconds=lease_seconds, limit=limit
+            )
+        return [split_from_mapping(row) for row in rows]
+
+    def renew_lease(self, now: datetime, payment_hash: str, owner: str) -> bool:
+        """Refreshes owner's lease; False when owner no longer holds it."""
+        with self.db.connection() as conn:
+            return bool(self.q.renew_lease.run(conn, payment_hash=payment_hash, owner=owner, now=now))
+
+    def oldest_due_age_seconds(self, now: datetime, lease_seconds: float) -> float:
+        """How long the oldest split due for forwarding has waited since it was paid (0: none)."""
+        with self.db.connection() as conn:
+            age = self.q.oldest_due_age_seconds.scalar(conn, now=now, lease_seconds=lease_seconds)
+        return float(age or 0.0)
+
+    def needing_attention(self, lease_seconds: float, limit: int = 100) -> list[Split]:
+        """Failed splits, and forwarding ones that look stuck (a failed leg or an expired lease)."""
+        with self.db.connection() as conn:
+            rows = self.q.list_attention_splits.all(
+                conn, now=self.clock(), lease_seconds=lease_seconds, limit=limit
+            )
+        return [split_from_mapping(row) for row in rows]
+
+    def reset_for_retry(self, payment_hash: str, lease_seconds: float) -> int | None:
+        """A failed or stuck split back to forwarding, its failed legs' attempts reset.
+
+        Returns the number of legs reset; None when the split is unknown or not failed/stuck
+        (a completed split is never touched, and a lease someone still holds is respected).
+        """
+        with self.db.connection() as conn:
+            row = self.q.reset_split_for_retry.one(
+                conn, payment_hash=payment_hash, now=self.clock(), lease_seconds=lease_seconds
+            )
+        return None if row is None else int(row["legs_reset"])
+
     # --- leg state changes --------------------------------------------------------------
 
     def record_leg_invoice(
