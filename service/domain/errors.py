@@ -54,24 +54,24 @@ class UnknownTipRecipient(PaymentError):
     code = "unknown_tip_recipient"
 
 
-class ForwardingIncomplete(PaymentError):
+class _MayTimeOut(PaymentError):
+    """A failure that ended at Blink; timed_out tells a timeout from a refusal or an outage."""
+
+    def __init__(self, message: str, *, timed_out: bool, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.timed_out = timed_out
+
+
+class ForwardingIncomplete(_MayTimeOut):
     """Some legs are still unpaid after this attempt; they stay retryable."""
 
     code = "forwarding_incomplete"
 
-    def __init__(self, message: str, *, timed_out: bool, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message, details=details)
-        self.timed_out = timed_out
 
-
-class UpstreamUnavailable(PaymentError):
+class UpstreamUnavailable(_MayTimeOut):
     """Blink could not answer a question the rules need answered (e.g. is the invoice paid?)."""
 
     code = "blink_unavailable"
-
-    def __init__(self, message: str, *, timed_out: bool, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message, details=details)
-        self.timed_out = timed_out
 
 
 class UpstreamRejected(PaymentError):

@@ -218,7 +218,7 @@ class Forwarder:
                 self._settings.pos_api_key,
                 self._settings.pos_wallet_id,
                 leg.payment_request,
-                self._leg_memo(split, leg),
+                leg_memo(split, leg),
             )
         except BlinkError as exc:
             self._record_leg_failure(leg, exc)
@@ -238,7 +238,7 @@ class Forwarder:
 
     def _invoice_leg(self, split: Split, leg: Leg) -> Leg:
         """Create the leg's invoice once and commit it before anything is paid."""
-        memo = self._leg_memo(split, leg)
+        memo = leg_memo(split, leg)
         if leg.kind == LegKind.BASE:
             invoice = self._blink.create_invoice(
                 self._store.merchant_api_key(split), split.merchant_wallet_id, leg.sats, memo
@@ -302,9 +302,6 @@ class Forwarder:
             self._store.release(payment_hash, owner, reason)
         except Exception:  # noqa: BLE001 - the original error matters more; the lease expires anyway
             log.exception("release_failed", extra={"payment_hash": payment_hash})
-
-    def _leg_memo(self, split: Split, leg: Leg) -> str:
-        return leg_memo(split, leg)
 
 
 def leg_memo(split: Split, leg: Leg) -> str:

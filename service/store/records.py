@@ -77,65 +77,20 @@ def split_from_mapping(row: dict[str, Any]) -> Split:
     )
 
 
-def _leg_document(leg: Leg) -> dict[str, Any]:
-    return {
-        "id": leg.id,
-        "split_id": leg.split_id,
-        "kind": leg.kind.value,
-        "recipient": leg.recipient,
-        "recipient_wallet_id": leg.recipient_wallet_id,
-        "sats": leg.sats,
-        "position": leg.position,
-        "status": leg.status.value,
-        "payment_request": leg.payment_request,
-        "payment_hash": leg.payment_hash,
-        "attempts": leg.attempts,
-        "last_error": leg.last_error,
-        "next_attempt_at": _iso(leg.next_attempt_at),
-        "paid_at": _iso(leg.paid_at),
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+def _json_text(value: Any) -> str:
+    # Timestamps as ISO text; Decimal and Fraction (a share) as their exact string.
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def split_to_document(split: Split) -> str:
     """The JSON stored at tip:{hash}. The merchant key appears only as its ciphertext."""
     document = {
         "format": CACHE_FORMAT,
-        "id": split.id,
-        "payment_hash": split.payment_hash,
-        "payment_request": split.payment_request,
-        "invoice_sats": split.invoice_sats,
-        "base_sats": split.base_sats,
-        "tip_sats": split.tip_sats,
-        "tip_percent": _text(split.tip_percent),
-        "merchant_wallet_id": split.merchant_wallet_id,
-        "merchant_key_fingerprint": split.merchant_key_fingerprint,
-        "merchant_key_ciphertext": split.merchant_key_ciphertext,
+        **vars(split),
         "tip_recipients": [r.to_json() for r in split.tip_recipients],
-        "display_currency": split.display_currency,
-        "base_amount_display": _text(split.base_amount_display),
-        "tip_amount_display": _text(split.tip_amount_display),
-        "memo": split.memo,
-        "environment": split.environment,
-        "status": split.status.value,
-        "created_at": _iso(split.created_at),
-        "expires_at": _iso(split.expires_at),
-        "paid_at": _iso(split.paid_at),
-        "processed_at": _iso(split.processed_at),
-        "last_error": split.last_error,
-        "claimed_by": split.claimed_by,
-        "claimed_at": _iso(split.claimed_at),
-        "client_total_sats": split.client_total_sats,
-        "legs": [_leg_document(leg) for leg in split.legs],
+        "legs": [vars(leg) for leg in split.legs],
     }
-    return json.dumps(document, separators=(",", ":"))
+    return json.dumps(document, separators=(",", ":"), default=_json_text)
 
 
 def split_from_document(raw: bytes | str) -> Split | None:

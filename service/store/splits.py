@@ -56,15 +56,9 @@ class SplitStore:
     def save(self, new: NewSplit) -> Split:
         """Split + planned legs + 'created' event in one statement; then the hot copy."""
         now = self.clock()
+        base_wallet = {LegKind.BASE: new.merchant_wallet_id}
         legs = [
-            {
-                "kind": leg.kind.value,
-                "recipient": leg.recipient,
-                "recipient_wallet_id": leg.recipient_wallet_id
-                or (new.merchant_wallet_id if leg.kind is LegKind.BASE else None),
-                "sats": leg.sats,
-                "position": leg.position,
-            }
+            {**vars(leg), "recipient_wallet_id": leg.recipient_wallet_id or base_wallet.get(leg.kind)}
             for leg in new.legs
         ]
         params = {
