@@ -186,7 +186,11 @@ class SimState:
             raise SimError("INVALID_INPUT", "Invalid value for Minutes")
         now = self.clock()
         encoded = encode_invoice(
-            self.node_key, sats=sats, memo=memo or "", expiry_seconds=expires_in * 60, timestamp=int(now)
+            self.node_key,
+            amount_msat=sats * 1000,
+            description=memo or "",
+            expiry_seconds=expires_in * 60,
+            timestamp=int(now),
         )
         invoice = Invoice(
             payment_hash=encoded.payment_hash,
