@@ -11,7 +11,7 @@ from blinksim.endpoint import GraphQLEndpoint
 from blinksim.faults import FaultBook, FaultSpecError, parse_fault
 from blinksim.resolvers import attach_resolvers
 from blinksim.schema import load_schema
-from blinksim.state import Invoice, SimError, SimState, Transfer, iso_time
+from blinksim.state import SCOPES, Invoice, SimError, SimState, Transfer, iso_time
 from blinksim.webhooks import WebhookConfigError, WebhookDispatcher
 
 
@@ -69,7 +69,7 @@ def create_app(state: SimState | None = None, webhooks: WebhookDispatcher | None
         body = request.get_json(silent=True) or {}
         username = body.get("username") or "user_" + secrets.token_hex(6)
         try:
-            account = state.create_account(username, body.get("balance", 0))
+            account = state.create_account(username, body.get("balance", 0), body.get("scopes", SCOPES))
         except SimError as exc:
             status = 409 if exc.code == "USERNAME_UNAVAILABLE" else 400
             return _problem(status, exc.message, exc.code.lower())
@@ -80,6 +80,7 @@ def create_app(state: SimState | None = None, webhooks: WebhookDispatcher | None
                 "usdWalletId": account.usd_wallet_id,
                 "username": account.username,
                 "accountId": account.id,
+                "scopes": list(account.scopes),
             }
         ), 200
 

@@ -39,10 +39,14 @@ class SimControl:
     def health(self) -> dict:
         return self._call("GET", "/sim/health")
 
-    def create_account(self, username: str | None = None, balance: int = 0) -> dict:
-        """A new account; a unique username is generated when none is given."""
-        username = username or "sim_" + secrets.token_hex(6)
-        return self._call("POST", "/sim/accounts", {"username": username, "balance": balance})
+    def create_account(
+        self, username: str | None = None, balance: int = 0, scopes: list[str] | None = None
+    ) -> dict:
+        """A new account (its key has every scope unless `scopes` says); a username is generated if none."""
+        body: dict = {"username": username or "sim_" + secrets.token_hex(6), "balance": balance}
+        if scopes is not None:
+            body["scopes"] = scopes
+        return self._call("POST", "/sim/accounts", body)
 
     def balance(self, wallet_id: str) -> int:
         return self._call("GET", f"/sim/wallets/{wallet_id}")["balance"]

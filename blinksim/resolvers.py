@@ -42,9 +42,11 @@ def top_level_error(message: str, code: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
 
 
-def _require_account(info: GraphQLResolveInfo) -> Account:
+def _require_account(info: GraphQLResolveInfo, scope: str | None) -> Account:
+    """The caller's account, if the request carried a key with `scope` (None: any key); Blink's shield
+    refuses otherwise, before the operation runs."""
     account = _ctx(info).account
-    if account is None:
+    if account is None or (scope is not None and scope not in account.scopes):
         raise top_level_error("Not authorized", "NOT_AUTHORIZED")
     return account
 
@@ -181,7 +183,7 @@ def _invoice_payload(state: SimState, wallet_id: Any, args: dict) -> dict:
 
 
 def ln_invoice_create(_root: Any, info: GraphQLResolveInfo, input: dict) -> dict:  # noqa: A002
-    account = _require_account(info)
+    account = _require_account(info, "RECEIVE")
     if injected := _injected_error(info):
         return {"errors": [_payload_error(injected.message, injected.code)], "invoice": None}
     wallet_id = input.get("walletId")
@@ -222,7 +224,7 @@ def _send_failure(exc: SimError) -> dict:
 
 
 def ln_invoice_payment_send(_root: Any, info: GraphQLResolveInfo, input: dict) -> dict:  # noqa: A002
-    account = _require_account(info)
+    account = _require_account(info, "WRITE")
     if injected := _injected_error(info):
         return _send_failure(injected)
     ctx = _ctx(info)
@@ -289,7 +291,7 @@ def ln_invoice_payment_status_deprecated(_root: Any, info: GraphQLResolveInfo, i
 
 
 def me(_root: Any, info: GraphQLResolveInfo) -> dict:
-    account = _require_account(info)
+    account = _require_account(info, "READ")
     if injected := _injected_error(info):
         raise top_level_error(injected.message, injected.code)
     state = _ctx(info).state
@@ -306,6 +308,10 @@ def me(_root: Any, info: GraphQLResolveInfo) -> dict:
     }
 
 
+def authorization(_root: Any, info: GraphQLResolveInfo) -> dict:
+    return {"scopes": list(_require_account(info, None).scopes)}
+
+
 def _not_implemented(_root: Any, info: GraphQLResolveInfo, **_args: Any) -> None:
     raise top_level_error(f"{info.field_name} is not supported by the Blink simulator", "NOT_IMPLEMENTED")
 
@@ -316,6 +322,7 @@ _QUERY_RESOLVERS = {
     "lnInvoicePaymentStatusByPaymentRequest": ln_invoice_payment_status_by_request,
     "lnInvoicePaymentStatus": ln_invoice_payment_status_deprecated,
     "me": me,
+    "authorization": authorization,
 }
 _MUTATION_RESOLVERS = {
     "lnInvoiceCreate": ln_invoice_create,

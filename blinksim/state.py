@@ -22,6 +22,9 @@ from blinksim.invoices import encode_invoice
 
 BTC = "BTC"
 USD = "USD"
+# An API key's scopes, as Blink names them: READ (me, balances, transactions), RECEIVE (invoices on the
+# key's own wallets), WRITE (payments and their fee probes).
+SCOPES = ("READ", "RECEIVE", "WRITE")
 
 
 class SimError(Exception):
@@ -49,6 +52,7 @@ class Account:
     btc_wallet_id: str
     usd_wallet_id: str
     created_at: float
+    scopes: tuple[str, ...] = SCOPES
 
 
 @dataclass
@@ -126,11 +130,13 @@ class SimState:
 
     # accounts and wallets ------------------------------------------------------------------------
 
-    def create_account(self, username: str, balance: int = 0) -> Account:
+    def create_account(self, username: str, balance: int = 0, scopes: object = SCOPES) -> Account:
         if not rules.is_valid_username(username):
             raise SimError("INVALID_INPUT", "Invalid value for Username")
         if not rules.is_sat_amount(balance):
             raise SimError("INVALID_INPUT", "balance must be a non-negative integer (sats)")
+        if not isinstance(scopes, list | tuple) or not scopes or not all(s in SCOPES for s in scopes):
+            raise SimError("INVALID_SCOPES", f"scopes must be a non-empty subset of {', '.join(SCOPES)}")
         now = self.clock()
         account = Account(
             id=str(uuid.uuid4()),
@@ -139,6 +145,7 @@ class SimState:
             btc_wallet_id=str(uuid.uuid4()),
             usd_wallet_id=str(uuid.uuid4()),
             created_at=now,
+            scopes=tuple(scope for scope in SCOPES if scope in scopes),
         )
         with self._lock:
             if account.username in self._accounts_by_username:
