@@ -7,11 +7,13 @@ import secrets
 from coincurve import PrivateKey
 from flask import Flask, Response, jsonify, request
 
+from blinksim import rules
 from blinksim.endpoint import GraphQLEndpoint
 from blinksim.faults import FaultBook, FaultSpecError, parse_fault
+from blinksim.model import FAILURE, SCOPES, SUCCESS, FeePolicy, Invoice, SimError, Transfer, iso_time
 from blinksim.resolvers import attach_resolvers
 from blinksim.schema import load_schema
-from blinksim.state import SCOPES, Invoice, SimError, SimState, Transfer, iso_time
+from blinksim.state import SimState
 from blinksim.webhooks import WebhookConfigError, WebhookDispatcher
 
 
@@ -128,6 +130,10 @@ def create_app(state: SimState | None = None, webhooks: WebhookDispatcher | None
             return _problem(409, exc.message, exc.code.lower(), status=invoice.status(state.clock()))
         if payment.status == "ALREADY_PAID":
             return _problem(409, "invoice already paid", "already_paid", status="ALREADY_PAID")
+        if payment.transfer is None:
+            return _problem(
+                409, "a payment of this invoice is in flight", "payment_in_flight", status="PENDING"
+            )
         return jsonify(
             {"status": "PAID", "paymentHash": invoice.payment_hash, "transfer": payment.transfer.to_json()}
         )
@@ -139,6 +145,30 @@ def create_app(state: SimState | None = None, webhooks: WebhookDispatcher | None
             return _problem(404, "invoice not found", "invoice_not_found")
         state.expire_invoice(invoice)
         return jsonify(_invoice_view(invoice))
+
+    @app.get("/sim/fees")
+    def get_fees() -> Response:
+        return jsonify({"baseSats": state.fees.base_sats, "ppm": state.fees.ppm})
+
+    @app.post("/sim/fees")
+    def set_fees() -> Response | tuple[Response, int]:
+        body = request.get_json(silent=True) or {}
+        base, ppm = body.get("baseSats", state.fees.base_sats), body.get("ppm", state.fees.ppm)
+        if not (rules.is_sat_amount(base) and rules.is_sat_amount(ppm) and ppm <= 1_000_000):
+            return _problem(400, "baseSats and ppm must be integers >= 0 (ppm <= 1000000)", "invalid_fees")
+        state.fees = FeePolicy(base, ppm)
+        return get_fees()
+
+    @app.post("/sim/payments/<payment_hash>/settle")
+    def settle_payment(payment_hash: str) -> Response | tuple[Response, int]:
+        outcome = (request.get_json(silent=True) or {}).get("status")
+        if outcome not in (None, SUCCESS, FAILURE):
+            return _problem(400, "status must be SUCCESS or FAILURE", "invalid_status")
+        transfer_id = state.held_transfer_id(payment_hash.lower())
+        transfer = state.settle(transfer_id, outcome) if transfer_id else None
+        if transfer is None:
+            return _problem(404, "no payment of this hash is held pending", "not_held")
+        return jsonify(transfer.to_json())
 
     @app.post("/sim/faults")
     def add_fault() -> tuple[Response, int]:

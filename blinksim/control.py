@@ -84,6 +84,16 @@ class SimControl:
     def ledger(self) -> list[dict]:
         return self._call("GET", "/sim/ledger")
 
+    def set_fees(self, base_sats: int, ppm: int) -> dict:
+        """The routing fee of external payments: base_sats + ceil(sats * ppm / 1e6)."""
+        return self._call("POST", "/sim/fees", {"baseSats": base_sats, "ppm": ppm})
+
+    def settle(self, payment_hash: str, status: str | None = None) -> dict:
+        """Settle a payment held PENDING (by a pending_then_* fault) now: SUCCESS, FAILURE or as planned."""
+        return self._call(
+            "POST", f"/sim/payments/{payment_hash}/settle", {"status": status} if status else {}
+        )
+
     def set_webhook(self, url: str, secret: str, wallet_id: str | None = None) -> dict:
         return self._call("POST", "/sim/webhooks", {"url": url, "secret": secret, "walletId": wallet_id})
 
@@ -125,6 +135,27 @@ class SimControl:
         )
         variables = {"input": {"walletId": wallet_id, "paymentRequest": payment_request, "memo": memo}}
         return self.graphql(query, variables, api_key).json()["data"]["lnInvoicePaymentSend"]
+
+    def fee_probe(self, api_key: str, wallet_id: str, payment_request: str) -> dict:
+        """lnInvoiceFeeProbe; returns the payload (`errors`, `amount`)."""
+        query = (
+            "mutation($input: LnInvoiceFeeProbeInput!) { lnInvoiceFeeProbe(input: $input) {"
+            " errors { message code } amount } }"
+        )
+        variables = {"input": {"walletId": wallet_id, "paymentRequest": payment_request}}
+        return self.graphql(query, variables, api_key).json()["data"]["lnInvoiceFeeProbe"]
+
+    def transactions_by_hash(self, api_key: str, wallet_id: str, payment_hash: str) -> list[dict]:
+        """The wallet's transactions for a payment hash (`me.defaultAccount.walletById`)."""
+        query = (
+            "query($w: WalletId!, $h: PaymentHash!) { me { defaultAccount { walletById(walletId: $w) {"
+            " transactionsByPaymentHash(paymentHash: $h) { id direction status settlementAmount"
+            " settlementFee initiationVia { ... on InitiationViaLn { paymentHash paymentRequest } }"
+            " settlementVia { __typename ... on SettlementViaLn { preImage }"
+            " ... on SettlementViaIntraLedger { counterPartyWalletId preImage } } } } } } }"
+        )
+        answer = self.graphql(query, {"w": wallet_id, "h": payment_hash}, api_key).json()
+        return answer["data"]["me"]["defaultAccount"]["walletById"]["transactionsByPaymentHash"]
 
 
 class SimulatorProcess:

@@ -1,4 +1,5 @@
-"""Fault injection: make chosen GraphQL operations fail, hang, answer PENDING or slow down.
+"""Fault injection: make chosen GraphQL operations fail, hang, answer PENDING (settling at once or later)
+or slow down.
 
 Semantics (also in README.md): a fault matches a request when its `operation` is one of the
 request's root field names or "*"; each matching request consumes one of its `count` hits
@@ -10,8 +11,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-MODES = ("error", "timeout", "pending", "delay")
-DEFAULT_DELAY_MS = {"error": 0, "timeout": 30_000, "pending": 1_000, "delay": 1_000}
+# A payment held PENDING that settles later to this outcome: after `delayMs`, or on a control call.
+HOLD_OUTCOMES = {"pending_then_success": "SUCCESS", "pending_then_failure": "FAILURE"}
+MODES = ("error", "timeout", "pending", "delay", *HOLD_OUTCOMES)
+DEFAULT_DELAY_MS = {
+    "error": 0,
+    "timeout": 30_000,
+    "pending": 1_000,
+    "delay": 1_000,
+    "pending_then_success": None,
+    "pending_then_failure": None,
+}
 
 
 class FaultSpecError(ValueError):
@@ -23,7 +33,7 @@ class Fault:
     operation: str
     mode: str
     remaining: int | None
-    delay_ms: int
+    delay_ms: int | None
     http_status: int | None
 
     def matches(self, operations: frozenset[str]) -> bool:

@@ -8,18 +8,26 @@ Root fields the simulator does not implement answer a top-level NOT_IMPLEMENTED 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema
+from graphql import GraphQLResolveInfo, GraphQLSchema
 
 from blinksim import rules
-from blinksim.faults import Fault
-from blinksim.state import BTC, Account, Invoice, SimError, SimState, Transfer, Wallet
+from blinksim.faults import HOLD_OUTCOMES, Fault
+from blinksim.model import BTC, PENDING, Account, Invoice, SimError
+from blinksim.payments import HoldSpec
+from blinksim.shapes import (
+    SEND,
+    account_json,
+    invoice_json,
+    public_wallet_json,
+    status_json,
+    top_level_error,
+    transaction_json,
+)
+from blinksim.state import SimState
 
 PAYMENT_SEND = "lnInvoicePaymentSend"
-# A fixed display price (1 sat = 0.1 US cent) so display fields carry plausible values.
-_DISPLAY_CENTS_PER_SAT = Decimal("0.1")
 
 
 @dataclass
@@ -33,13 +41,17 @@ class RequestContext:
     def fault(self, operation: str, mode: str) -> bool:
         return any(f.mode == mode and f.operation in ("*", operation) for f in self.faults)
 
+    def hold(self, operation: str) -> HoldSpec | None:
+        """How a `pending_then_*` fault holds this payment, if one hit it."""
+        for f in self.faults:
+            if f.mode in HOLD_OUTCOMES and f.operation in ("*", operation):
+                after = None if f.delay_ms is None else f.delay_ms / 1000
+                return HoldSpec(HOLD_OUTCOMES[f.mode], after)
+        return None
+
 
 def _ctx(info: GraphQLResolveInfo) -> RequestContext:
     return info.context
-
-
-def top_level_error(message: str, code: str) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": code})
 
 
 def _require_account(info: GraphQLResolveInfo, scope: str | None) -> Account:
@@ -59,116 +71,6 @@ def _injected_error(info: GraphQLResolveInfo) -> SimError | None:
     if _ctx(info).fault(info.field_name, "error"):
         return SimError("SIMULATED_FAULT", f"Simulated failure of {info.field_name}")
     return None
-
-
-# JSON shapes ----------------------------------------------------------------------------------------
-
-
-def invoice_json(invoice: Invoice, now: float) -> dict:
-    return {
-        "__typename": "LnInvoice",
-        "createdAt": int(invoice.created_at),
-        "externalId": invoice.payment_hash,
-        "paymentHash": invoice.payment_hash,
-        "paymentRequest": invoice.payment_request,
-        "paymentSecret": invoice.payment_secret,
-        "paymentStatus": invoice.status(now),
-        "satoshis": invoice.sats,
-    }
-
-
-def _public_wallet_json(wallet: Wallet) -> dict:
-    return {
-        "__typename": "PublicWallet",
-        "id": wallet.id,
-        "currency": wallet.currency,
-        "walletCurrency": wallet.currency,
-    }
-
-
-def _wallet_json(wallet: Wallet) -> dict:
-    return {
-        "__typename": "BTCWallet" if wallet.currency == BTC else "UsdWallet",
-        "id": wallet.id,
-        "accountId": wallet.account_id,
-        "balance": wallet.balance,
-        "pendingIncomingBalance": 0,
-        "walletCurrency": wallet.currency,
-    }
-
-
-def _account_json(state: SimState, account: Account) -> dict:
-    wallets = state.wallets_of(account)
-    default = state.wallet(account.usd_wallet_id)  # like new Blink accounts: USD is the default
-
-    def wallet_by_id(_info: GraphQLResolveInfo, walletId: str) -> dict:  # noqa: N803 (GraphQL name)
-        for wallet in wallets:
-            if wallet.id == walletId:
-                return _wallet_json(wallet)
-        raise top_level_error("Invalid walletId for this account", "INVALID_INPUT")
-
-    return {
-        "__typename": "ConsumerAccount",
-        "id": account.id,
-        "wallets": [_wallet_json(wallet) for wallet in wallets],
-        "walletById": wallet_by_id,
-        "defaultWallet": _public_wallet_json(default),
-        "defaultWalletId": default.id,
-        "displayCurrency": "USD",
-        "level": "ONE",
-    }
-
-
-def _display_amount(sats: int) -> str:
-    return str((sats * _DISPLAY_CENTS_PER_SAT / 100).quantize(Decimal("0.01")))
-
-
-def _send_transaction_json(state: SimState, invoice: Invoice, transfer: Transfer, status: str) -> dict:
-    recipient = state.wallet(invoice.wallet_id)
-    counterparty = state.account(recipient.account_id)
-    return {
-        "__typename": "Transaction",
-        "id": transfer.id,
-        "createdAt": int(transfer.at),
-        "direction": "SEND",
-        "externalId": None,
-        "initiationVia": {
-            "__typename": "InitiationViaLn",
-            "paymentHash": invoice.payment_hash,
-            "paymentRequest": invoice.payment_request,
-        },
-        "memo": transfer.memo or None,
-        "settlementAmount": -transfer.sats,
-        "settlementCurrency": BTC,
-        "settlementDisplayAmount": _display_amount(-transfer.sats),
-        "settlementDisplayCurrency": "USD",
-        "settlementDisplayFee": "0.00",
-        "settlementFee": 0,
-        "settlementPrice": {
-            "__typename": "PriceOfOneSettlementMinorUnitInDisplayMinorUnit",
-            "base": 100_000_000_000,
-            "offset": 12,
-            "currencyUnit": "MINOR",
-            "formattedAmount": "0.1",
-        },
-        "settlementVia": {
-            "__typename": "SettlementViaIntraLedger",
-            "counterPartyUsername": counterparty.username if counterparty else None,
-            "counterPartyWalletId": invoice.wallet_id,
-            "preImage": invoice.preimage,
-        },
-        "status": status,
-    }
-
-
-def _status_json(invoice: Invoice, now: float) -> dict:
-    status = invoice.status(now)
-    return {
-        "paymentHash": invoice.payment_hash,
-        "paymentRequest": invoice.payment_request,
-        "paymentPreimage": invoice.preimage if status == "PAID" else None,
-        "status": status,
-    }
 
 
 # Resolvers ------------------------------------------------------------------------------------------
@@ -216,7 +118,7 @@ def account_default_wallet(
     if account is None:
         raise top_level_error(f"Account does not exist for username {username}", "NOT_FOUND")
     wallet_id = account.btc_wallet_id if walletCurrency == BTC else account.usd_wallet_id
-    return _public_wallet_json(state.wallet(wallet_id))
+    return public_wallet_json(state.wallet(wallet_id))
 
 
 def _send_failure(exc: SimError) -> dict:
@@ -238,23 +140,38 @@ def ln_invoice_payment_send(_root: Any, info: GraphQLResolveInfo, input: dict) -
         )
     payment_request = input.get("paymentRequest") or ""
     invoice = state.invoice_by_request(payment_request)
-    if invoice is None:
-        if not payment_request.lower().startswith("ln"):
-            return _send_failure(SimError("INVALID_INPUT", "Invalid payment request"))
-        # Not issued here: the simulator has no route to the rest of the Lightning network.
-        return _send_failure(SimError("ROUTE_FINDING_ERROR", "Unable to find a route for payment."))
+    hold = ctx.hold(PAYMENT_SEND)
     try:
-        payment = state.pay_invoice(invoice, wallet_id, input.get("memo"))
+        if invoice is not None:
+            payment = state.pay_invoice(invoice, wallet_id, input.get("memo"), hold)
+        else:  # not issued here: paid over Lightning to the outside world, for a routing fee
+            payment = state.pay_external(wallet_id, payment_request, input.get("memo"), hold)
     except SimError as exc:
         return _send_failure(exc)
-    if payment.status == "ALREADY_PAID":
-        return {"errors": [], "status": "ALREADY_PAID", "transaction": None}
-    status = "PENDING" if ctx.fault(PAYMENT_SEND, "pending") else "SUCCESS"
+    if payment.transfer is None:  # paid already, or a held payment of it is in flight: nothing moved
+        return {"errors": [], "status": payment.status, "transaction": None}
+    status = PENDING if ctx.fault(PAYMENT_SEND, "pending") else payment.status
     return {
         "errors": [],
         "status": status,
-        "transaction": _send_transaction_json(state, invoice, payment.transfer, status),
+        "transaction": transaction_json(state, payment.transfer, SEND, status),
     }
+
+
+def ln_invoice_fee_probe(_root: Any, info: GraphQLResolveInfo, input: dict) -> dict:  # noqa: A002
+    account = _require_account(info, "WRITE")
+    if injected := _injected_error(info):
+        return {"errors": [_payload_error(injected.message, injected.code)], "amount": None}
+    if input.get("walletId") not in (account.btc_wallet_id, account.usd_wallet_id):
+        return {
+            "errors": [_payload_error("Invalid walletId for this account", "INVALID_INPUT")],
+            "amount": None,
+        }
+    try:
+        fee = _ctx(info).state.fee_probe(input.get("paymentRequest") or "")
+    except SimError as exc:
+        return {"errors": [_payload_error(exc.message, exc.code)], "amount": None}
+    return {"errors": [], "amount": fee}
 
 
 def _invoice_or_not_found(invoice: Invoice | None) -> Invoice:
@@ -268,7 +185,7 @@ def ln_invoice_payment_status_by_hash(_root: Any, info: GraphQLResolveInfo, inpu
         raise top_level_error(injected.message, injected.code)
     state = _ctx(info).state
     invoice = _invoice_or_not_found(state.invoice_by_hash(input.get("paymentHash")))
-    return _status_json(invoice, state.clock())
+    return status_json(invoice, state.clock())
 
 
 def ln_invoice_payment_status_by_request(_root: Any, info: GraphQLResolveInfo, input: dict) -> dict:  # noqa: A002
@@ -276,7 +193,7 @@ def ln_invoice_payment_status_by_request(_root: Any, info: GraphQLResolveInfo, i
         raise top_level_error(injected.message, injected.code)
     state = _ctx(info).state
     invoice = _invoice_or_not_found(state.invoice_by_request(input.get("paymentRequest")))
-    return _status_json(invoice, state.clock())
+    return status_json(invoice, state.clock())
 
 
 def ln_invoice_payment_status_deprecated(_root: Any, info: GraphQLResolveInfo, input: dict) -> dict:  # noqa: A002
@@ -287,7 +204,7 @@ def ln_invoice_payment_status_deprecated(_root: Any, info: GraphQLResolveInfo, i
     invoice = state.invoice_by_request(input.get("paymentRequest"))
     if invoice is None:
         return {"errors": [_payload_error("Invoice not found", "NOT_FOUND")], "status": None}
-    return {"errors": [], **_status_json(invoice, state.clock())}
+    return {"errors": [], **status_json(invoice, state.clock())}
 
 
 def me(_root: Any, info: GraphQLResolveInfo) -> dict:
@@ -304,7 +221,7 @@ def me(_root: Any, info: GraphQLResolveInfo) -> dict:
         "totpEnabled": False,
         "phone": None,
         "email": None,
-        "defaultAccount": _account_json(state, account),
+        "defaultAccount": account_json(state, account),
     }
 
 
@@ -328,6 +245,7 @@ _MUTATION_RESOLVERS = {
     "lnInvoiceCreate": ln_invoice_create,
     "lnInvoiceCreateOnBehalfOfRecipient": ln_invoice_create_on_behalf_of_recipient,
     "lnInvoicePaymentSend": ln_invoice_payment_send,
+    "lnInvoiceFeeProbe": ln_invoice_fee_probe,
 }
 
 

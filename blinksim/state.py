@@ -1,8 +1,9 @@
-"""The simulator's bank: accounts, wallets, invoices and the transfer ledger, all in memory.
+"""The simulator's bank: accounts, wallets, invoices, foreign (LNURL) wallets and the ledger, in memory.
 
 Every mutation happens under one lock, so concurrent requests can neither create nor lose a sat:
 money enters only through customer payments (and an account's opening balance, recorded in the
-ledger as a customer payment), and every other transfer debits one wallet by what it credits another.
+ledger as a customer payment) and leaves only through external payments (amount and routing fee);
+every other transfer debits one wallet by what it credits another. How money moves: payments.py.
 """
 
 from __future__ import annotations
@@ -13,110 +14,38 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from coincurve import PrivateKey
 
 from blinksim import rules
 from blinksim.invoices import encode_invoice
-
-BTC = "BTC"
-USD = "USD"
-# An API key's scopes, as Blink names them: READ (me, balances, transactions), RECEIVE (invoices on the
-# key's own wallets), WRITE (payments and their fee probes).
-SCOPES = ("READ", "RECEIVE", "WRITE")
-
-
-class SimError(Exception):
-    """A rejection Blink reports as a payload error: `code` is Blink's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass
-class Wallet:
-    id: str
-    account_id: str
-    currency: str
-    balance: int = 0
-
-
-@dataclass
-class Account:
-    id: str
-    username: str
-    api_key: str
-    btc_wallet_id: str
-    usd_wallet_id: str
-    created_at: float
-    scopes: tuple[str, ...] = SCOPES
-
-
-@dataclass
-class Invoice:
-    payment_hash: str
-    payment_request: str
-    preimage: str
-    payment_secret: str
-    wallet_id: str
-    sats: int
-    memo: str
-    created_at: float
-    expires_at: float
-    paid_at: float | None = None
-
-    def status(self, now: float) -> str:
-        if self.paid_at is not None:
-            return "PAID"
-        return "EXPIRED" if now >= self.expires_at else "PENDING"
-
-
-@dataclass(frozen=True)
-class Transfer:
-    id: str
-    payment_hash: str | None
-    from_wallet_id: str | None  # None: money from outside (a customer)
-    to_wallet_id: str
-    sats: int
-    memo: str
-    at: float
-
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "paymentHash": self.payment_hash,
-            "fromWalletId": self.from_wallet_id,
-            "toWalletId": self.to_wallet_id,
-            "sats": self.sats,
-            "memo": self.memo,
-            "at": iso_time(self.at),
-        }
-
-
-@dataclass(frozen=True)
-class Payment:
-    """The outcome of paying an invoice: SUCCESS with its transfer, or ALREADY_PAID and nothing moved."""
-
-    status: str
-    invoice: Invoice
-    transfer: Transfer | None = None
-
-
-def iso_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
+from blinksim.model import (
+    BTC,
+    SCOPES,
+    SUCCESS,
+    USD,
+    Account,
+    FeePolicy,
+    ForeignInvoice,
+    ForeignWallet,
+    Hold,
+    Invoice,
+    SimError,
+    Transfer,
+    Wallet,
+)
+from blinksim.payments import PaymentsMixin
 
 SettledListener = Callable[[Invoice, Transfer], None]
 
 
 @dataclass
-class SimState:
+class SimState(PaymentsMixin):
     node_key: PrivateKey = field(default_factory=PrivateKey)
     clock: Callable[[], float] = time.time
     on_settled: SettledListener | None = None
+    # Signs the invoices of the foreign (LNURL) wallets: a node outside Blink.
+    outside_key: PrivateKey = field(default_factory=PrivateKey)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -127,6 +56,13 @@ class SimState:
         self._invoices_by_hash: dict[str, Invoice] = {}
         self._invoices_by_request: dict[str, Invoice] = {}
         self._ledger: list[Transfer] = []
+        self._ledger_index: dict[str, int] = {}  # transfer id -> position in the ledger
+        self._outgoing: dict[str, str] = {}  # payment hash -> the latest external payment's transfer id
+        self._holds: dict[str, Hold] = {}  # transfer id -> a held payment
+        self.fees = FeePolicy()
+        self._foreign_wallets: dict[str, ForeignWallet] = {}
+        self._foreign_invoices_by_hash: dict[str, ForeignInvoice] = {}
+        self._foreign_invoices_by_request: dict[str, ForeignInvoice] = {}
 
     # accounts and wallets ------------------------------------------------------------------------
 
@@ -229,75 +165,92 @@ class SimState:
             if invoice.paid_at is None:
                 invoice.expires_at = min(invoice.expires_at, self.clock())
 
-    # payments ------------------------------------------------------------------------------------
+    # foreign (LNURL) wallets ------------------------------------------------------------------------
 
-    def pay_invoice(self, invoice: Invoice, payer_wallet_id: str | None, memo: str | None = None) -> Payment:
-        """Pay `invoice` from a wallet, or from outside money when `payer_wallet_id` is None.
-
-        Atomic: either the invoice becomes PAID and exactly its amount moves, or nothing changes.
-        Raises SimError for a payment Blink would answer FAILURE.
-        """
+    def add_foreign_wallet(self, wallet: ForeignWallet) -> None:
         with self._lock:
-            now = self.clock()
-            if invoice.paid_at is not None:
-                return Payment("ALREADY_PAID", invoice)
-            if now >= invoice.expires_at:
-                raise SimError("INVOICE_EXPIRED", "Invoice is expired")
-            if payer_wallet_id is None:
-                transfer = self._credit_from_outside(
-                    invoice.wallet_id, invoice.sats, invoice.payment_hash, invoice.memo, now
-                )
+            if wallet.name in self._foreign_wallets:
+                raise SimError("NAME_TAKEN", "a foreign wallet with this name exists")
+            self._foreign_wallets[wallet.name] = wallet
+
+    def foreign_wallet(self, name: str) -> ForeignWallet | None:
+        return self._foreign_wallets.get(name)
+
+    def foreign_wallets(self) -> list[ForeignWallet]:
+        with self._lock:
+            return list(self._foreign_wallets.values())
+
+    def update_foreign_wallet(self, name: str, **changes: object) -> ForeignWallet | None:
+        with self._lock:
+            wallet = self._foreign_wallets.get(name)
+            if wallet is not None:
+                for key, value in changes.items():
+                    setattr(wallet, key, value)
+            return wallet
+
+    def count_foreign_request(self, wallet: ForeignWallet, step: str, comment: str | None = None) -> None:
+        with self._lock:
+            if step == "callback":
+                wallet.callbacks += 1
+                if comment:
+                    wallet.comments.append(comment)
             else:
-                transfer = self._move(payer_wallet_id, invoice, memo, now)
-            invoice.paid_at = now
-        if self.on_settled is not None:
-            self.on_settled(invoice, transfer)
-        return Payment("SUCCESS", invoice, transfer)
+                wallet.pay_requests += 1
 
-    def _move(self, payer_wallet_id: str, invoice: Invoice, memo: str | None, now: float) -> Transfer:
-        payer = self._wallets[payer_wallet_id]
-        if payer.id == invoice.wallet_id:
-            raise SimError("CANT_PAY_SELF", "User tried to pay themselves")
-        if payer.currency != BTC:
-            raise SimError("INVALID_INPUT", "Wallet is not a BTC wallet")
-        if payer.balance < invoice.sats:
-            raise SimError(
-                "INSUFFICIENT_BALANCE",
-                f"Payment amount '{invoice.sats}' sats exceeds balance '{payer.balance}'",
-            )
-        payer.balance -= invoice.sats
-        self._wallets[invoice.wallet_id].balance += invoice.sats
-        return self._record(
-            payer.id, invoice.wallet_id, invoice.sats, invoice.payment_hash, memo or invoice.memo, now
-        )
-
-    def _credit_from_outside(
-        self, wallet_id: str, sats: int, payment_hash: str | None, memo: str, now: float
-    ) -> Transfer:
-        self._wallets[wallet_id].balance += sats
-        return self._record(None, wallet_id, sats, payment_hash, memo, now)
-
-    def _record(
+    def issue_foreign_invoice(
         self,
-        source: str | None,
-        target: str,
-        sats: int,
-        payment_hash: str | None,
-        memo: str | None,
-        now: float,
-    ) -> Transfer:
-        transfer = Transfer(
-            id=uuid.uuid4().hex[:24],
-            payment_hash=payment_hash,
-            from_wallet_id=source,
-            to_wallet_id=target,
-            sats=sats,
-            memo=memo or "",
-            at=now,
+        wallet: ForeignWallet,
+        amount_msat: int | None,
+        *,
+        description: str = "",
+        description_hash: bytes | None = None,
+        expiry_seconds: int = 600,
+        age_seconds: int = 0,
+    ) -> ForeignInvoice:
+        """An invoice signed by the outside node, paid to `wallet` (`age_seconds` backdates it)."""
+        timestamp = int(self.clock()) - age_seconds
+        encoded = encode_invoice(
+            self.outside_key,
+            amount_msat=amount_msat,
+            description=description,
+            description_hash=description_hash,
+            expiry_seconds=expiry_seconds,
+            timestamp=timestamp,
         )
-        self._ledger.append(transfer)
-        return transfer
+        invoice = ForeignInvoice(
+            payment_hash=encoded.payment_hash,
+            payment_request=encoded.payment_request,
+            preimage=encoded.preimage,
+            wallet_name=wallet.name,
+            amount_msat=amount_msat,
+            expires_at=timestamp + expiry_seconds,
+        )
+        with self._lock:
+            self._foreign_invoices_by_hash[invoice.payment_hash] = invoice
+            self._foreign_invoices_by_request[invoice.payment_request] = invoice
+            wallet.invoices.append(invoice.payment_hash)
+        return invoice
+
+    def foreign_invoice_by_hash(self, payment_hash: str) -> ForeignInvoice | None:
+        return self._foreign_invoices_by_hash.get(payment_hash)
+
+    # the ledger -----------------------------------------------------------------------------------
 
     def ledger(self) -> list[Transfer]:
         with self._lock:
             return list(self._ledger)
+
+    def transfer(self, transfer_id: str) -> Transfer | None:
+        with self._lock:
+            index = self._ledger_index.get(transfer_id)
+            return None if index is None else self._ledger[index]
+
+    def transfers_of(self, wallet_id: str, payment_hash: str) -> list[Transfer]:
+        """The wallet's transfers for a payment hash, newest first: sent (any status) and received."""
+        with self._lock:
+            return [
+                t
+                for t in reversed(self._ledger)
+                if t.payment_hash == payment_hash
+                and (t.from_wallet_id == wallet_id or (t.to_wallet_id == wallet_id and t.status == SUCCESS))
+            ]
