@@ -7,7 +7,7 @@ import secrets
 from coincurve import PrivateKey
 from flask import Flask, Response, jsonify, request
 
-from blinksim import rules
+from blinksim import lnurl, rules
 from blinksim.endpoint import GraphQLEndpoint
 from blinksim.faults import FaultBook, FaultSpecError, parse_fault
 from blinksim.model import FAILURE, SCOPES, SUCCESS, FeePolicy, Invoice, SimError, Transfer, iso_time
@@ -61,6 +61,8 @@ def create_app(state: SimState | None = None, webhooks: WebhookDispatcher | None
         if isinstance(answer.body, str):
             return Response(answer.body, status=answer.status, mimetype="text/html")
         return jsonify(answer.body), answer.status
+
+    lnurl.register(app, state)
 
     @app.get("/sim/health")
     def health() -> Response:

@@ -84,6 +84,19 @@ class SimControl:
     def ledger(self) -> list[dict]:
         return self._call("GET", "/sim/ledger")
 
+    def create_lnurl_wallet(self, name: str | None = None, **settings: Any) -> dict:
+        """A foreign wallet with an LNURL-pay endpoint; `settings` as the control API names them
+        (minSendable, maxSendable, commentAllowed, mode, step, delayMs, httpStatus, redirectTo)."""
+        body = {"name": name or "ext_" + secrets.token_hex(6), **settings}
+        return self._call("POST", "/sim/lnurl-wallets", body)
+
+    def lnurl_wallet(self, name: str) -> dict:
+        """Its settings, `balance` (sats received), `payRequests`, `callbacks`, `comments`, `invoices`."""
+        return self._call("GET", f"/sim/lnurl-wallets/{name}")
+
+    def update_lnurl_wallet(self, name: str, **settings: Any) -> dict:
+        return self._call("PATCH", f"/sim/lnurl-wallets/{name}", settings)
+
     def set_fees(self, base_sats: int, ppm: int) -> dict:
         """The routing fee of external payments: base_sats + ceil(sats * ppm / 1e6)."""
         return self._call("POST", "/sim/fees", {"baseSats": base_sats, "ppm": ppm})

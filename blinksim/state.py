@@ -167,11 +167,13 @@ class SimState(PaymentsMixin):
 
     # foreign (LNURL) wallets ------------------------------------------------------------------------
 
-    def add_foreign_wallet(self, wallet: ForeignWallet) -> None:
+    def add_foreign_wallet(self, wallet: ForeignWallet) -> bool:
+        """False when the name is taken."""
         with self._lock:
             if wallet.name in self._foreign_wallets:
-                raise SimError("NAME_TAKEN", "a foreign wallet with this name exists")
+                return False
             self._foreign_wallets[wallet.name] = wallet
+            return True
 
     def foreign_wallet(self, name: str) -> ForeignWallet | None:
         return self._foreign_wallets.get(name)
@@ -233,6 +235,12 @@ class SimState(PaymentsMixin):
 
     def foreign_invoice_by_hash(self, payment_hash: str) -> ForeignInvoice | None:
         return self._foreign_invoices_by_hash.get(payment_hash)
+
+    def external_status(self, payment_hash: str) -> str | None:
+        """The status of the latest external payment of a hash (None: never paid from Blink)."""
+        with self._lock:
+            transfer_id = self._outgoing.get(payment_hash)
+            return None if transfer_id is None else self._ledger[self._ledger_index[transfer_id]].status
 
     # the ledger -----------------------------------------------------------------------------------
 
