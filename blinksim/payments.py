@@ -25,6 +25,7 @@ from blinksim.model import (
     Payment,
     SimError,
     Transfer,
+    Wallet,
 )
 
 _MAINNET = "bc"
@@ -125,7 +126,7 @@ class PaymentsMixin:
             self.on_settled(invoice, transfer)
         return Payment(transfer.status, transfer, invoice)
 
-    def _payer(self, wallet_id: str, debit: int):  # noqa: ANN202 (a Wallet)
+    def _payer(self, wallet_id: str, debit: int) -> Wallet:
         payer = self._wallets[wallet_id]
         if payer.currency != BTC:
             raise SimError("INVALID_INPUT", "Wallet is not a BTC wallet")
@@ -199,10 +200,6 @@ class PaymentsMixin:
             timer = threading.Timer(hold.after_seconds, self.settle, (transfer.id,))
             timer.daemon = True
             timer.start()
-
-    def held(self) -> list[Hold]:
-        with self._lock:
-            return list(self._holds.values())
 
     def settle(self, transfer_id: str, outcome: str | None = None) -> Transfer | None:
         """Settle a held payment to `outcome` (default: the outcome planned when it was held).

@@ -44,8 +44,9 @@ class SimState(PaymentsMixin):
     node_key: PrivateKey = field(default_factory=PrivateKey)
     clock: Callable[[], float] = time.time
     on_settled: SettledListener | None = None
-    # Signs the invoices of the foreign (LNURL) wallets: a node outside Blink.
-    outside_key: PrivateKey = field(default_factory=PrivateKey)
+    # The secret of the node outside Blink that signs the foreign (LNURL) wallets' invoices; plain
+    # bytes, so the state pickles (a coincurve key does not).
+    outside_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -212,7 +213,7 @@ class SimState(PaymentsMixin):
         """An invoice signed by the outside node, paid to `wallet` (`age_seconds` backdates it)."""
         timestamp = int(self.clock()) - age_seconds
         encoded = encode_invoice(
-            self.outside_key,
+            PrivateKey(self.outside_secret),
             amount_msat=amount_msat,
             description=description,
             description_hash=description_hash,
