@@ -11,6 +11,7 @@ import binascii
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from service.store.crypto import parse_key_setting
@@ -58,6 +59,15 @@ class Config:
     log_level: str = "INFO"
     worker_poll_seconds: float = 1.0
     pending_poll_after_seconds: int = 30
+    # Lightning Address / LNURL-pay payouts (DESIGN 8).
+    blink_lightning_domains: tuple[str, ...] = ("blink.sv", "pay.blink.sv")
+    lnurl_insecure_hosts: tuple[str, ...] = ()
+    lnurl_timeout_seconds: float = 5.0
+    lnurl_max_response_bytes: int = 65536
+    lnurl_cache_seconds: int = 300
+    lnurl_invoice_min_seconds_left: int = 30
+    lnurl_fee_reserve_percent: Decimal = Decimal("1")
+    lnurl_fee_reserve_min_sats: int = 3
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -127,6 +137,32 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _domains(raw: str) -> tuple[str, ...]:
+    domains = tuple(part.strip().lower().rstrip(".") for part in raw.split(",") if part.strip())
+    if not domains or any("/" in d or "@" in d or " " in d for d in domains):
+        raise ValueError("must be comma-separated domain names")
+    return domains
+
+
+def _host_ports(raw: str) -> tuple[str, ...]:
+    entries = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be comma-separated host:port entries")
+    return entries
+
+
+def _percent(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ValueError("must be a percentage between 0 and 100") from None
+    if not value.is_finite() or not 0 <= value <= 100:
+        raise ValueError("must be a percentage between 0 and 100")
+    return value
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in LOG_LEVELS:
@@ -191,6 +227,14 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("LOG_LEVEL", _log_level, "INFO"),
     _Spec("WORKER_POLL_SECONDS", _positive_seconds, 1.0),
     _Spec("PENDING_POLL_AFTER_SECONDS", _positive_int, 30),
+    _Spec("BLINK_LIGHTNING_DOMAINS", _domains, ("blink.sv", "pay.blink.sv")),
+    _Spec("LNURL_INSECURE_HOSTS", _host_ports, ()),
+    _Spec("LNURL_TIMEOUT_SECONDS", _positive_seconds, 5.0),
+    _Spec("LNURL_MAX_RESPONSE_BYTES", _positive_int, 65536),
+    _Spec("LNURL_CACHE_SECONDS", _positive_int, 300),
+    _Spec("LNURL_INVOICE_MIN_SECONDS_LEFT", _non_negative_int, 30),
+    _Spec("LNURL_FEE_RESERVE_PERCENT", _percent, Decimal("1")),
+    _Spec("LNURL_FEE_RESERVE_MIN_SATS", _non_negative_int, 3),
 )
 
 # The variable names, in documentation order (README and .env.example list the same).

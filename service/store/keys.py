@@ -5,6 +5,8 @@ Key names are part of the contract with the deployed system: change them here on
 
 from __future__ import annotations
 
+import hashlib
+
 # tip:{hash} lives as long as the invoice (Config.tip_ttl_seconds, default 24 h); when the
 # hot copy is re-warmed after expiry (a late payment being forwarded) it gets at least this.
 TIP_MIN_TTL_SECONDS = 300
@@ -49,3 +51,9 @@ def recipient_wallet(username: str) -> str:
 def svix_webhook(message_id: str) -> str:
     """A processed webhook delivery (Svix redelivers the same id)."""
     return f"webhook:svix:{message_id}"
+
+
+def lnurl_pay_request(recipient: str) -> str:
+    """A recipient's last good LNURL pay request (positive answers only), by its normalised form."""
+    digest = hashlib.sha256(recipient.encode("utf-8")).hexdigest()
+    return f"lnurl:payreq:{digest}"
