@@ -18,8 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import bech32
 
+from service.domain.normalize import normalize_username
 from service.lnurl.errors import RecipientInvalid
-from service.payments.requests import normalize_username
 
 DEFAULT_BLINK_DOMAINS = ("blink.sv", "pay.blink.sv")
 
