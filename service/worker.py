@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from psycopg.types.json import Jsonb
-
 from service.blink import BlinkClient, BlinkError, InvoiceStatus
 from service.domain.clock import Clock, utc_now
 from service.domain.errors import PaymentError, SplitNotFound
@@ -35,6 +33,7 @@ from service.payments.forwarding import Forwarder
 from service.store.cache import SplitCache
 from service.store.errors import StoreError, StoreUnavailable
 from service.store.postgres import Database
+from service.store.worker_rows import WorkerRows
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +107,7 @@ class Worker:
         worker_id: str | None = None,
         clock: Clock = utc_now,
     ) -> None:
-        self._db = db
-        self._q = db.q
+        self._rows = WorkerRows(db)
         self._store = store
         self._blink = blink
         self._forwarder = forwarder
@@ -277,8 +275,7 @@ class Worker:
             pass  # the leases run out by themselves; another worker takes the splits then
 
     def _beat(self) -> None:
-        with self._db.connection() as conn:
-            self._q.beat.run(conn, worker_id=self.worker_id, now=self._now())
+        self._rows.beat(self.worker_id, self._now())
 
     def _observe_lag(self) -> None:
         lag = self._store.oldest_due_age_seconds(self._now(), self._settings.lease_seconds)
@@ -296,22 +293,14 @@ class Worker:
     def write_samples(self) -> int:
         """Writes the samples of the window since the last call into system_metrics (one batch)."""
         self._metrics.sync_cache_counters(self._store.cache.counters.snapshot())
-        recorded_at = self._now()
         samples = self._samples.take(self._metrics.collecting_registry())
-        rows = [
-            {"name": s.name, "value": float(s.value), "tags": Jsonb(s.tags), "recorded_at": recorded_at}
-            for s in samples
-        ]
-        if rows:
-            with self._db.transaction() as conn:
-                self._q.insert_metric.many(conn, rows)
-        return len(rows)
+        return self._rows.record_samples(samples, self._now())
 
     def housekeeping(self) -> None:
         """Prunes old system_metrics samples and heartbeats of workers long gone."""
-        with self._db.connection() as conn:
-            pruned = self._q.cleanup_old_metrics.scalar(conn, days=self._settings.metrics_retention_days)
-            self._q.prune_heartbeats.run(conn, before=self._now() - self._settings.heartbeat_retention)
+        pruned = self._rows.prune(
+            self._settings.metrics_retention_days, self._now() - self._settings.heartbeat_retention
+        )
         if pruned:
             log.info("metrics_pruned", extra={"rows": pruned})
 
@@ -335,8 +324,6 @@ class WorkerThread:
         self._thread.join(timeout)
 
 
-def heartbeat_age_seconds(db) -> float | None:
+def heartbeat_age_seconds(db: Database) -> float | None:
     """Seconds since the freshest worker heartbeat (None: no worker ever ran); for /api/health."""
-    with db.connection(timeout=0.8) as conn:
-        age = db.q.heartbeat_age_seconds.scalar(conn)
-    return None if age is None else round(float(age), 3)
+    return WorkerRows(db).heartbeat_age_seconds()
