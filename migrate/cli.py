@@ -36,6 +36,7 @@ DEFAULT_FILE = Path(".tip-store.json")
 BATCH_SIZE = 500
 EXIT_OK, EXIT_FAILED, EXIT_NOT_ATTEMPTED = 0, 1, 2
 
+
 @dataclass(frozen=True)
 class Streams:
     stdin: TextIO

@@ -37,25 +37,19 @@ from service.store.worker_rows import WorkerRows
 
 log = logging.getLogger(__name__)
 
+
 class WorkerStore(Protocol):
     """Every split state change the worker makes, as SplitStore methods; `now` is the worker's clock."""
 
     cache: SplitCache
-
     def claim_pending_checks(
         self, now: datetime, min_age_seconds: float, max_interval_seconds: float, limit: int
     ) -> list[str]: ...
-
     def mark_paid(self, payment_hash: str, source: str) -> Split: ...
-
     def expire_checked_unpaid(self, now: datetime, payment_hashes: list[str]) -> int: ...
-
     def claim_due(self, now: datetime, owner: str, lease_seconds: float, limit: int) -> list[Split]: ...
-
     def renew_lease(self, now: datetime, payment_hash: str, owner: str) -> bool: ...
-
     def release(self, payment_hash: str, owner: str, error: str | None = None) -> bool: ...
-
     def oldest_due_age_seconds(self, now: datetime, lease_seconds: float) -> float: ...
 
 
@@ -307,7 +301,6 @@ class Worker:
 
 class WorkerThread:
     """The worker in a background thread (dev stack, tests); stop() finishes the split in hand."""
-
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self._stop = threading.Event()

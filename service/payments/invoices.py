@@ -8,7 +8,8 @@ BTC wallet) are cached for ten minutes; negative ones never are, so a fix takes 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -149,27 +150,19 @@ def _with_wallets(legs: tuple[PlannedLeg, ...], wallets: dict[str, str]) -> tupl
     )
 
 
-class _upstream:
+@contextmanager
+def _upstream(doing: str) -> Iterator[None]:
     """Turns Blink trouble during create-invoice into the payment layer's typed errors."""
-
-    def __init__(self, doing: str) -> None:
-        self._doing = doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None:
-            return False
-        if isinstance(exc, BlinkUnavailable):
-            raise UpstreamUnavailable(
-                f"Blink is not answering ({self._doing}); try again.",
-                timed_out=isinstance(exc, BlinkTimeout),
-                details={"retryable": True},
-            ) from exc
-        if isinstance(exc, BlinkUnauthorized):
-            # The merchant key is checked on its own; this is the POS key, an operator problem.
-            raise UpstreamRejected(f"Blink refused the service's credentials ({self._doing}).") from exc
-        if isinstance(exc, BlinkRejected):
-            raise UpstreamRejected(f"Blink refused the request ({self._doing}): {exc.message}") from exc
-        return False
+    try:
+        yield
+    except BlinkUnavailable as exc:
+        raise UpstreamUnavailable(
+            f"Blink is not answering ({doing}); try again.",
+            timed_out=isinstance(exc, BlinkTimeout),
+            details={"retryable": True},
+        ) from exc
+    except BlinkUnauthorized as exc:
+        # The merchant key is checked on its own; this is the POS key, an operator problem.
+        raise UpstreamRejected(f"Blink refused the service's credentials ({doing}).") from exc
+    except BlinkRejected as exc:
+        raise UpstreamRejected(f"Blink refused the request ({doing}): {exc.message}") from exc

@@ -208,14 +208,9 @@ class SplitStore:
         self, now: datetime, min_age_seconds: float, max_interval_seconds: float, limit: int
     ) -> list[str]:
         """Hashes of pending splits due for a payment check at Blink, stamped as checked."""
+        params = {"min_age_seconds": min_age_seconds, "max_interval_seconds": max_interval_seconds}
         with self.db.connection() as conn:
-            rows = self.q.claim_pending_checks.all(
-                conn,
-                now=now,
-                min_age_seconds=min_age_seconds,
-                max_interval_seconds=max_interval_seconds,
-                limit=limit,
-            )
+            rows = self.q.claim_pending_checks.all(conn, now=now, limit=limit, **params)
         return [row["payment_hash"] for row in rows]
 
     def expire_checked_unpaid(self, now: datetime, payment_hashes: list[str]) -> int:
