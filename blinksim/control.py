@@ -1,21 +1,16 @@
 """A small client for a running simulator: the `/sim/*` control API plus raw GraphQL calls.
 
-Shared by the test fixtures, the benchmarks and dev tooling.
+Shared by the test fixtures, the benchmarks and dev tooling (`service.devstack` starts the process).
 """
 
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import requests
 
 _TIMEOUT = (2.0, 10.0)  # connect, read (seconds)
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SimulatorError(RuntimeError):
@@ -169,48 +164,3 @@ class SimControl:
         )
         answer = self.graphql(query, {"w": wallet_id, "h": payment_hash}, api_key).json()
         return answer["data"]["me"]["defaultAccount"]["walletById"]["transactionsByPaymentHash"]
-
-
-class SimulatorProcess:
-    """`python -m blinksim` as a child process, for tests, benchmarks and the dev stack."""
-
-    def __init__(self, port: int, host: str = "127.0.0.1", threads: int = 128) -> None:
-        self.url = f"http://{host}:{port}"
-        self._args = [
-            sys.executable,
-            "-m",
-            "blinksim",
-            "--port",
-            str(port),
-            "--host",
-            host,
-            "--threads",
-            str(threads),
-        ]
-        self._process: subprocess.Popen | None = None
-
-    def start(self, wait_seconds: float = 20.0) -> SimControl:
-        self._process = subprocess.Popen(self._args, cwd=_REPO_ROOT)
-        control = SimControl(self.url)
-        deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise SimulatorError(f"simulator exited with code {self._process.returncode}")
-            try:
-                control.health()
-                return control
-            except (requests.RequestException, SimulatorError):
-                time.sleep(0.1)
-        self.stop()
-        raise SimulatorError(f"simulator not ready at {self.url} after {wait_seconds}s")
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=5)
-        self._process = None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gunicorn.app.base import BaseApplication
 
 
 class SimulatorServer(BaseApplication):
-    def __init__(self, host: str, port: int, threads: int, log_level: str) -> None:
+    def __init__(self, host: str, port: int, threads: int, log_level: str, state_file: Path | None) -> None:
+        self._state_file = state_file
         self._options = {
             "bind": f"{host}:{port}",
             "workers": 1,
@@ -31,8 +34,16 @@ class SimulatorServer(BaseApplication):
         # Runs in the worker after the fork: the state and the webhook threads live there.
         from blinksim.app import create_app
 
-        return create_app()
+        if self._state_file is None:
+            return create_app()
+        from blinksim import snapshot
+
+        app = create_app(snapshot.load(self._state_file))
+        snapshot.keep_state(app, self._state_file)
+        return app
 
 
-def serve(host: str, port: int, threads: int = 128, log_level: str = "warning") -> None:
-    SimulatorServer(host, port, threads, log_level).run()
+def serve(
+    host: str, port: int, threads: int = 128, log_level: str = "warning", state_file: Path | None = None
+) -> None:
+    SimulatorServer(host, port, threads, log_level, state_file).run()

@@ -1,7 +1,7 @@
 """`python -m service demo`: one whole sale with a two-way tip against the running dev stack.
 
-`python -m service dev` writes `.dev/demo.json` (service and simulator URLs, the simulator's
-demo accounts); the demo reads it, makes a sale over HTTP exactly as the POS page would, pays
+`python -m service dev` remembers its URLs and the simulator's accounts in `.dev/stack.json`;
+the demo reads it, makes a sale over HTTP exactly as the POS page would, pays
 the invoice as a customer through the simulator, forwards it, and prints every wallet's balance
 before and after, checking that the sats add up. It talks only HTTP: the dev stack's keys are
 simulator keys, never real ones.
@@ -9,7 +9,6 @@ simulator keys, never real ones.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,11 @@ from typing import Any
 
 import requests
 
-DEMO_FILE_NAME = "demo.json"
+from service.devstack import MEMORY_FILE, Accounts, recall_accounts
+
 SALE_SATS = 10_000
 TIP_SATS = 1_500
-TIP_SHARES = (("alice", 2), ("bob", 1))
+TIP_SHARES = (2, 1)  # of the stack's two tip recipients
 TIMEOUT = 10
 
 
@@ -32,48 +32,24 @@ class DemoFailed(Exception):
 class DemoSetup:
     service_url: str
     simulator_url: str
-    pos_wallet_id: str
-    accounts: dict[str, dict[str, Any]]  # username -> simulator account answer
+    accounts: Accounts
 
     @classmethod
     def load(cls, dev_dir: Path) -> DemoSetup:
-        path = dev_dir / DEMO_FILE_NAME
         try:
-            data = json.loads(path.read_text())
+            memory, accounts = recall_accounts(dev_dir)
         except FileNotFoundError:
             raise DemoFailed(
-                f"{path} not found: start the stack first with `python -m service dev`"
+                f"{dev_dir / MEMORY_FILE} not found: start the stack first with `python -m service dev`"
             ) from None
-        return cls(
-            service_url=data["serviceUrl"],
-            simulator_url=data["simulatorUrl"],
-            pos_wallet_id=data["posWalletId"],
-            accounts=data["accounts"],
-        )
-
-
-def write_setup(dev_dir: Path, setup: DemoSetup) -> Path:
-    """Called by `dev`: the demo's view of the stack, readable only by this user."""
-    path = dev_dir / DEMO_FILE_NAME
-    path.write_text(
-        json.dumps(
-            {
-                "serviceUrl": setup.service_url,
-                "simulatorUrl": setup.simulator_url,
-                "posWalletId": setup.pos_wallet_id,
-                "accounts": setup.accounts,
-            },
-            indent=2,
-        )
-    )
-    path.chmod(0o600)
-    return path
+        return cls(service_url=memory["serviceUrl"], simulator_url=memory["simulatorUrl"], accounts=accounts)
 
 
 def run_demo(setup: DemoSetup, say) -> None:
-    merchant = setup.accounts["demo_merchant"]
-    wallets = {"pos (blinkpos)": setup.pos_wallet_id, "demo_merchant": merchant["btcWalletId"]}
-    wallets.update({name: setup.accounts[name]["btcWalletId"] for name, _ in TIP_SHARES})
+    accounts = setup.accounts
+    merchant = accounts.merchant
+    wallets = {f"pos ({accounts.pos['username']})": accounts.pos["btcWalletId"]}
+    wallets.update({account["username"]: account["btcWalletId"] for account in accounts.all()[1:]})
     before = {name: _balance(setup, wallet) for name, wallet in wallets.items()}
 
     body = {
@@ -86,7 +62,10 @@ def run_demo(setup: DemoSetup, say) -> None:
         "baseAmount": SALE_SATS - TIP_SATS,
         "tipAmount": TIP_SATS,
         "tipPercent": 15,
-        "tipRecipients": [{"username": name, "share": share} for name, share in TIP_SHARES],
+        "tipRecipients": [
+            {"username": tipee["username"], "share": share}
+            for tipee, share in zip(accounts.tipees, TIP_SHARES, strict=True)
+        ],
     }
     invoice = _post(setup.service_url, "/api/blink/create-invoice", body)["invoice"]
     say(f"invoice     {invoice['satoshis']} sats, hash {invoice['paymentHash']}")
@@ -107,7 +86,7 @@ def run_demo(setup: DemoSetup, say) -> None:
     say(f"{'total':<16}{'':>10}{'':>10}{moved:>+10}   (the customer paid {SALE_SATS})")
 
     expected = {name: 0 for name in wallets}
-    expected["demo_merchant"] = SALE_SATS - TIP_SATS
+    expected[merchant["username"]] = SALE_SATS - TIP_SATS
     for recipient in invoice["tipRecipients"]:
         expected[recipient["username"]] = recipient["sats"]
     changes = {name: after[name] - before[name] for name in wallets}
@@ -134,18 +113,20 @@ def _forward(setup: DemoSetup, payment_hash: str) -> dict[str, Any]:
 
 
 def _balance(setup: DemoSetup, wallet_id: str) -> int:
-    response = requests.get(f"{setup.simulator_url}/sim/wallets/{wallet_id}", timeout=TIMEOUT)
-    response.raise_for_status()
-    return int(response.json()["balance"])
+    return int(_call("GET", setup.simulator_url, f"/sim/wallets/{wallet_id}")["balance"])
 
 
 def _post(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _call("POST", base_url, path, body)
+
+
+def _call(method: str, base_url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     try:
-        response = requests.post(f"{base_url}{path}", json=body, timeout=TIMEOUT)
+        response = requests.request(method, f"{base_url}{path}", json=body, timeout=TIMEOUT)
     except requests.RequestException as exc:
         raise DemoFailed(
             f"{base_url} is not answering ({type(exc).__name__}); is `python -m service dev` running?"
         ) from None
     if response.status_code != 200:
-        raise DemoFailed(f"POST {path}: HTTP {response.status_code} {response.text[:300]}")
+        raise DemoFailed(f"{method} {path}: HTTP {response.status_code} {response.text[:300]}")
     return response.json()

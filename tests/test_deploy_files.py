@@ -17,7 +17,6 @@ import runpy
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -35,6 +34,7 @@ import pytest
 import yaml
 
 from service import config as service_config
+from service.devstack import free_port
 from service.store.crypto import parse_key_setting
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,12 +158,6 @@ def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(str(GUNICORN_CONF))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- docker-compose.yml, validated by docker-compose itself ----------------------------------

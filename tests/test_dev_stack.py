@@ -1,73 +1,165 @@
-"""README's run command works: `python -m service dev` serves, and `python -m service demo` adds up."""
+"""README's run command as a newcomer meets it: `python -m service dev`, stopped with Ctrl-C and
+started again on the same data; the banner's curls make and pay a sale that the webhook and the
+worker forward by themselves; `.dev/env` lets the operator commands reach the running stack."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from blinksim.control import SimControl
+from service.devstack import SimulatorProcess, free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_SECONDS = 90
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class DevRun:
+    """One `python -m service dev` in a process group of its own, as a terminal runs it."""
+
+    def __init__(self, dev_dir: Path, log_path: Path) -> None:
+        self.log_path = log_path
+        with log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service", "dev", "--dev-dir", str(dev_dir)],
+                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while "Ctrl-C stops everything" not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.ctrl_c()
+                pytest.fail("dev did not start:\n" + self.output())
+            time.sleep(0.3)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def banner_line(self, start: str) -> str:
+        return next(line for line in self.output().splitlines() if line.strip().startswith(start))
+
+    def ctrl_c(self) -> str:
+        """What a terminal's Ctrl-C does: SIGINT to the whole foreground process group."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            pytest.fail("dev did not stop within 60 s of Ctrl-C:\n" + self.output())
+        return self.output()
+
+
+def complaints(output: str) -> list[str]:
+    """Lines at warning level or above, tracebacks and error lines (JSON logs or plain text)."""
+    found = []
+    for line in output.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if re.search(r"(?i)\b(warning|error|traceback|exception)\b", line):
+                found.append(line)
+            continue
+        level = str(record.get("level", "")).lower() if isinstance(record, dict) else ""
+        if level in ("warning", "error", "critical"):
+            found.append(line)
+    return found
 
 
 @pytest.fixture
-def dev_stack(tmp_path: Path):
-    port = free_port()
-    dev_dir = tmp_path / "dev"
-    log = (tmp_path / "dev.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "dev", "--port", str(port), "--dev-dir", str(dev_dir)],
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
+def dev_dir() -> Iterator[Path]:
+    """Outside pytest's basetemp, whose permissions a concurrent pytest run resets (Postgres runs
+    as a system user of its own and must keep reaching its data)."""
+    directory = Path(tempfile.mkdtemp(prefix="blinkpos-test-dev-"))
+    yield directory / "dev"
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_dev_restarts_on_its_data_and_the_banner_sale_is_forwarded_by_itself(
+    dev_dir: Path, tmp_path: Path
+) -> None:
+    first = DevRun(dev_dir, tmp_path / "first.log")
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert process.poll() is None, (tmp_path / "dev.log").read_text()
-            time.sleep(0.3)
-        else:
-            pytest.fail("dev stack not ready within 30 s:\n" + (tmp_path / "dev.log").read_text())
-        yield url, dev_dir
+        demo = subprocess.run(
+            [sys.executable, "-m", "service", "demo", "--dev-dir", str(dev_dir)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        )
+        merchant_key = first.banner_line("demo merchant")
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def test_dev_stack_serves_and_demo_sale_adds_up(dev_stack):
-    url, dev_dir = dev_stack
-    assert requests.get(f"{url}/api/health", timeout=5).json()["status"] == "healthy"
-
-    demo = subprocess.run(
-        [sys.executable, "-m", "service", "demo", "--dev-dir", str(dev_dir)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+        stopped = first.ctrl_c()
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "every sat accounted for" in demo.stdout
     assert "+8500" in demo.stdout  # the merchant's base: 10,000 sats less a 1,500 sat tip
+    assert first.process.returncode == 0
+    assert stopped.rstrip().endswith("stopped")
+    assert complaints(stopped) == [], "Ctrl-C printed an error:\n" + stopped
+
+    second = DevRun(dev_dir, tmp_path / "second.log")
+    try:
+        assert second.banner_line("demo merchant") == merchant_key, "the simulator's bank came back"
+        make_sale = second.banner_line("hash=$(curl")
+        pay = second.banner_line("curl -s -X POST")
+        paid = subprocess.run(["bash", "-c", f"set -e; {make_sale}; {pay}; echo; echo \"$hash\""],
+                              capture_output=True, text=True, timeout=60)
+        assert paid.returncode == 0, paid.stderr
+        payment_hash = paid.stdout.split()[-1]
+        assert json.loads(paid.stdout.splitlines()[0])["status"] == "PAID"
+        status_url = second.banner_line("curl -s http").split()[-1].replace("$hash", payment_hash)
+        deadline = time.monotonic() + 30
+        while (status := requests.get(status_url, timeout=5).json())["status"] != "completed":
+            assert time.monotonic() < deadline, status
+            time.sleep(0.5)
+        assert [leg["status"] for leg in status["legs"]] == ["succeeded", "succeeded"]
+
+        operator = subprocess.run(
+            ["bash", "-c", f"set -a; . {dev_dir / 'env'}; set +a; {sys.executable} -m service splits failed"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        )
+        assert operator.returncode == 0, operator.stdout + operator.stderr
+        assert "no splits need attention" in operator.stdout
+    finally:
+        output = second.ctrl_c()
+    assert complaints(output) == [], "warnings between start and stop:\n" + output
+    assert output.rstrip().endswith("stopped")
+
+
+def test_the_simulator_keeps_its_bank_in_the_state_file_across_a_restart(tmp_path: Path) -> None:
+    state_file = tmp_path / "bank.pickle"
+    port = free_port()
+    process = SimulatorProcess(port, tmp_path / "sim.log", threads=4, state_file=state_file)
+    process.start()
+    try:
+        sim = SimControl(process.base_url)
+        node_key = sim.health()["nodePubkey"]
+        account = sim.create_account("kept_account", balance=700)
+        invoice = sim.create_invoice(account["apiKey"], account["btcWalletId"], 300)["invoice"]
+        sim.pay(invoice["paymentHash"])
+    finally:
+        process.stop()
+
+    process = SimulatorProcess(port, tmp_path / "sim.log", threads=4, state_file=state_file)
+    process.start()
+    try:
+        sim = SimControl(process.base_url)
+        assert sim.health()["nodePubkey"] == node_key, "its invoices are signed by the same node"
+        assert sim.balance(account["btcWalletId"]) == 1000
+        again = sim.create_invoice(account["apiKey"], account["btcWalletId"], 5)
+        assert again["errors"] == [] and again["invoice"]["paymentHash"], "the key still works"
+        assert sim.invoice(invoice["paymentHash"])["status"] == "PAID"
+        assert len(sim.ledger()) == 2
+    finally:
+        process.stop()

@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from blinksim.control import SimControl
+from service.devstack import free_port
 from tests.fixtures.payments import sale_body
 from tests.fixtures.servers import REPO_ROOT, TEST_ENCRYPTION_KEY
-from tests.fixtures.simulator import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

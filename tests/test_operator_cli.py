@@ -78,6 +78,8 @@ def test_splits_failed_lists_the_split_with_its_legs_and_errors(
     (listed,) = json.loads(as_json.stdout)
     assert listed["paymentHash"] == payment_hash
     assert listed["status"] == "failed"
+    (failed_leg,) = [leg for leg in listed["legs"] if leg["status"] == "failed"]
+    assert failed_leg["attempts"] == 1 and failed_leg["nextAttemptAt"] is None, "out of attempts: none due"
     legs = {leg["kind"]: leg for leg in listed["legs"]}
     assert legs["base"]["status"] == "failed" and legs["base"]["lastError"]
     assert legs["tip"]["status"] == "succeeded"

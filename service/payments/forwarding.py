@@ -267,7 +267,9 @@ class Forwarder:
 
     def _record_leg_failure(self, leg: Leg, error: BlinkError) -> None:
         attempts = leg.attempts + 1
-        next_attempt = self._now() + retry_delay(attempts)
+        # Out of attempts: nothing retries it until an operator does, so it has no next attempt.
+        exhausted = attempts >= self._settings.leg_max_attempts
+        next_attempt = None if exhausted else self._now() + retry_delay(attempts)
         self._store.mark_leg_failed(leg.id, _describe(error), next_attempt)
         self._observe("leg", "failed")
         log.warning(

@@ -1,0 +1,94 @@
+"""`python -m service dev`: the whole stack in the foreground, its data under `.dev/`, until Ctrl-C.
+
+The app (gunicorn) and the worker write their logs here; the simulator's go to `.dev/blinksim.log`.
+`.dev/env` holds the running stack's settings for every other command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from types import FrameType
+
+from service.devstack import DevStackError, Stack, StackOptions
+
+DEMO_OPENING_BALANCE = 100_000
+USUAL_PORT = 8080
+DEV_SERVICE_ENV = {
+    # Without a webhook a paid sale is found by polling Blink: after seconds, not half a minute.
+    "PENDING_POLL_AFTER_SECONDS": "2",
+    "GUNICORN_WORKERS": "2",
+}
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so the servers are stopped in order
+
+
+def run(args: argparse.Namespace, say) -> int:
+    options = StackOptions(
+        keep=True, host=args.host, service_port=args.port, usual_service_port=USUAL_PORT,
+        simulator_port=args.simulator_port,
+        with_webhook=True, show_output=True, opening_balance=DEMO_OPENING_BALANCE,
+        service_env=DEV_SERVICE_ENV,
+    )
+    stack = Stack(args.dev_dir, options)
+    # Set explicitly: a shell that starts us in the background hands SIGINT down ignored.
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        say("starting PostgreSQL, Valkey, the Blink simulator, the app and the worker "
+            "(the first run's initdb takes a few seconds)...")
+        stack.start()
+        for line in banner(stack):
+            say(line)
+        while stack.running():
+            time.sleep(0.5)
+        sys.stderr.write("blinkpos dev: a process of the stack exited (see above); stopping the rest\n")
+        status = 1
+    except KeyboardInterrupt:
+        say("stopping...")
+    except DevStackError as error:
+        sys.stderr.write(f"blinkpos dev: {error}\n")
+        status = 1
+    finally:
+        for sig in previous:  # a second Ctrl-C must not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    say("stopped")
+    return status
+
+
+def banner(stack: Stack) -> list[str]:
+    assert stack.postgres and stack.valkey and stack.simulator and stack.accounts
+    base, simulator = stack.service_url, stack.simulator.base_url
+    merchant = stack.accounts.merchant
+    tipee = stack.accounts.tipees[0]["username"]
+    sale = (
+        f'{{"amount": 1100, "currency": "BTC", "baseAmount": 1000, "tipAmount": 100, '
+        f'"tipRecipients": [{{"username": "{tipee}", "share": 1}}], "apiKey": "{merchant["apiKey"]}", '
+        f'"userWalletId": "{merchant["btcWalletId"]}", "memo": "demo sale"}}'
+    )
+    take_hash = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"invoice\"][\"paymentHash\"])'"
+    return [
+        "",
+        f"service     {base}   (health: {base}/api/health)",
+        f"postgres    {stack.postgres.url}",
+        f"valkey      {stack.valkey.url}",
+        f"simulator   {simulator}   (GraphQL: {stack.simulator.graphql_url}; log {stack.dir}/blinksim.log)",
+        f"demo merchant  apiKey={merchant['apiKey']}  walletId={merchant['btcWalletId']}",
+        "make a sale, then pay it as a customer (the webhook and the worker forward it by themselves):",
+        f"  hash=$(curl -s {base}/api/blink/create-invoice -H 'Content-Type: application/json' "
+        f"-d '{sale}' | {take_hash})",
+        f"  curl -s -X POST {simulator}/sim/invoices/$hash/pay",
+        f"  curl -s {base}/api/payment-status/$hash",
+        "or run a whole sale with a two-way tip: python -m service demo",
+        f"other commands against this stack: set -a; . {stack.env_file}; set +a",
+        *(f"note: {note}" for note in stack.notes),
+        f"Ctrl-C stops everything (data stays in {stack.dir})",
+        "",
+    ]
