@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=run_demo)
 
     worker = commands.add_parser("worker", help="run the background worker (payment detection, retries)")
+    worker.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
+    worker.add_argument("--metrics-address", default="0.0.0.0", help="interface for --metrics-port")
+    worker.add_argument("--heartbeat-file", default=None, help="touched every loop, for a liveness probe")
     worker.set_defaults(handler=run_worker)
 
     splits = commands.add_parser("splits", help="operator commands for splits that need attention")
@@ -116,18 +119,24 @@ def _open_services() -> Any:
     return build_services(config)
 
 
-def run_worker(_args: argparse.Namespace) -> int:
+def run_worker(args: argparse.Namespace) -> int:
     """Runs until SIGTERM/SIGINT; then finishes the split in hand, releases the rest, exits 0."""
     import threading
 
+    from service.metrics import serve_metrics
     from service.worker import Worker
 
     services = _open_services()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda _s, _f: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = None
     try:
-        Worker.from_services(services).run(stop)
+        if args.metrics_port is not None:
+            server = serve_metrics(services.metrics, args.metrics_address, args.metrics_port)
+        Worker.from_services(services, heartbeat_file=args.heartbeat_file).run(stop)
     finally:
+        if server is not None:
+            server.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         services.close()

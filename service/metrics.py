@@ -12,6 +12,7 @@ take, so those modules never import prometheus-client.
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -70,6 +72,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.leg_failures = Counter(
+            "blinkpos_forward_leg_failures_total",
+            "Failed leg payment attempts by reason (the Blink error class: unavailable, timeout, ...)",
+            ["reason"],
+            registry=r,
+        )
         self.leg_retries = Counter(
             "blinkpos_leg_retries_total",
             "Failed legs the worker took up again for another attempt",
@@ -94,11 +102,26 @@ class Metrics:
             ["result"],
             registry=r,
         )
-        self.worker_lag = Gauge(
-            "blinkpos_worker_lag_seconds",
-            "Age of the oldest split waiting for the worker",
-            registry=r,
-            multiprocess_mode="livemax",
+        def worker_gauge(name: str, documentation: str) -> Gauge:
+            # livemax: the freshest live process's value, never a dead one's nor a sum.
+            return Gauge(name, documentation, registry=r, multiprocess_mode="livemax")
+
+        self.worker_lag = worker_gauge(
+            "blinkpos_worker_lag_seconds", "Age of the oldest split waiting for the worker"
+        )
+        # Backlog figures the worker refreshes from Postgres (alerts: money stuck or failed).
+        self.splits_failed = worker_gauge(
+            "blinkpos_splits_failed", "Splits in status failed: out of leg attempts, waiting for an operator"
+        )
+        self.oldest_unforwarded_age = worker_gauge(
+            "blinkpos_oldest_unforwarded_split_age_seconds",
+            "Seconds since the oldest paid split still not fully forwarded was paid (0 when none)",
+        )
+        self.legs_retrying = worker_gauge(
+            "blinkpos_legs_retrying", "Failed legs of unfinished splits waiting for their next attempt"
+        )
+        self.worker_last_cycle = worker_gauge(
+            "blinkpos_worker_last_cycle_timestamp_seconds", "Unix time the worker loop last showed it turns"
         )
         self.worker_cycles = Counter(
             "blinkpos_worker_cycles_total",
@@ -129,11 +152,13 @@ class Metrics:
         self.blink_calls.labels(operation, outcome).inc()
 
     def observe_forward(self, event: str, outcome: str) -> None:
-        """Forwarder's observer(event, outcome): event "forward" or "leg"."""
+        """Forwarder's observer(event, outcome): event "forward", "leg" or "leg_failure" (outcome: reason)."""
         if event == "forward":
             self.forwards.labels(outcome).inc()
         elif event == "leg":
             self.legs.labels(outcome).inc()
+        elif event == "leg_failure":
+            self.leg_failures.labels(outcome).inc()
 
     def observe_webhook(self, result: str) -> None:
         self.webhooks.labels(result).inc()
@@ -168,6 +193,20 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return registry
         return self.registry
+
+
+def serve_metrics(metrics: Metrics, address: str, port: int):
+    """/metrics for a process without a web app (the worker), on a daemon thread; returns the
+    server (call shutdown()). Clears multiprocess files a previous run in the same directory
+    left behind: a dead process's gauges would otherwise be reported as live."""
+    metrics_dir = multiprocess_dir()
+    if metrics_dir is not None:
+        own = f"_{os.getpid()}.db"
+        for stale in glob.glob(os.path.join(metrics_dir, "*.db")):
+            if not stale.endswith(own):
+                os.remove(stale)
+    server, _thread = start_http_server(port, address, registry=metrics.collecting_registry())
+    return server
 
 
 _CACHE_RESULT = {"hits": "hit", "misses": "miss", "errors": "error", "writes": "write", "deletes": "delete"}

@@ -7,8 +7,11 @@ Every cycle (WORKER_POLL_SECONDS) it:
 3. claims a batch of due splits in one statement (FOR UPDATE SKIP LOCKED: any number of workers
    never take the same split) and forwards each through Forwarder.forward_claimed, the same leg
    logic as the POS endpoints (failed legs come back when their backoff is due);
-4. beats its heartbeat, sets the lag gauge, and now and then writes system_metrics samples and
-   prunes old ones.
+4. beats its heartbeat, sets the lag gauge, and now and then refreshes the backlog gauges the
+   alerts watch, writes system_metrics samples and prunes old ones.
+
+Liveness: every cycle and every split touches `heartbeat_file` (when set) and stamps the
+last-cycle gauge, so a probe can tell a loop that turns from one that hangs.
 
 Stopping (SIGTERM/SIGINT set the stop event): no new batch is taken, the split in hand is
 finished, and the claims on the rest of the batch are released for another worker.
@@ -22,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from service.blink import BlinkClient, BlinkError, InvoiceStatus
@@ -30,6 +34,7 @@ from service.domain.errors import PaymentError, SplitNotFound
 from service.domain.model import Split
 from service.metrics import Metrics, SampleWindow
 from service.payments.forwarding import Forwarder
+from service.store.backlog import Backlog
 from service.store.cache import SplitCache
 from service.store.errors import StoreError, StoreUnavailable
 from service.store.postgres import Database
@@ -52,6 +57,8 @@ class WorkerStore(Protocol):
     def release(self, payment_hash: str, owner: str, error: str | None = None) -> bool: ...
     def oldest_due_age_seconds(self, now: datetime, lease_seconds: float) -> float: ...
 
+    def backlog(self, now: datetime) -> Backlog: ...
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -66,6 +73,9 @@ class WorkerSettings:
     housekeeping_interval_seconds: float = 3600
     metrics_retention_days: int = 30
     heartbeat_retention: timedelta = timedelta(days=1)
+    backlog_interval_seconds: float = 15
+    # Touched on every sign of life; a liveness probe checks its age (None: no file).
+    heartbeat_file: str | None = None
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> WorkerSettings:
@@ -112,6 +122,7 @@ class Worker:
         self._samples = SampleWindow()
         self._next_sample = time.monotonic() + settings.sample_interval_seconds
         self._next_housekeeping = time.monotonic()
+        self._next_backlog = time.monotonic()
 
     @classmethod
     def from_services(cls, services: Any, **overrides: Any) -> Worker:
@@ -135,6 +146,7 @@ class Worker:
         """Cycles until stop is set; a cycle that found a full batch is followed at once."""
         log.info("worker_started", extra={"worker_id": self.worker_id})
         while not stop.is_set():
+            self._alive()
             try:
                 report = self.run_once(stop)
                 self._metrics.worker_cycles.labels("ok").inc()
@@ -159,6 +171,7 @@ class Worker:
         if not stop.is_set():
             self._forward_due(report, stop)
         self._observe_lag()
+        self._observe_backlog()
         self._periodic()
         return report
 
@@ -214,6 +227,7 @@ class Worker:
             if stop.is_set():
                 report.released += self._release(splits[index:])
                 return
+            self._alive()
             try:
                 forwarded = self._forward_one(split)
             except StoreUnavailable:
@@ -274,6 +288,20 @@ class Worker:
     def _observe_lag(self) -> None:
         lag = self._store.oldest_due_age_seconds(self._now(), self._settings.lease_seconds)
         self._metrics.worker_lag.set(lag)
+
+    def _observe_backlog(self) -> None:
+        if time.monotonic() < self._next_backlog:
+            return
+        self._next_backlog = time.monotonic() + self._settings.backlog_interval_seconds
+        backlog = self._store.backlog(self._now())
+        self._metrics.splits_failed.set(backlog.failed_splits)
+        self._metrics.oldest_unforwarded_age.set(backlog.oldest_unforwarded_seconds)
+        self._metrics.legs_retrying.set(backlog.legs_retrying)
+
+    def _alive(self) -> None:
+        self._metrics.worker_last_cycle.set(time.time())
+        if self._settings.heartbeat_file:
+            Path(self._settings.heartbeat_file).touch()
 
     def _periodic(self) -> None:
         now = time.monotonic()

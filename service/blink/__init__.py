@@ -1,6 +1,6 @@
 """The Blink GraphQL client: typed calls, typed results, typed errors."""
 
-from .client import OPERATION_NAMES, BlinkClient, load_operations
+from .client import OPERATION_NAMES, BlinkClient, load_operations, outcome_of
 from .errors import BlinkError, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
 from .types import Invoice, InvoiceStatus, PaymentStatus, Wallet, WalletCurrency
 
@@ -18,4 +18,5 @@ __all__ = [
     "Wallet",
     "WalletCurrency",
     "load_operations",
+    "outcome_of",
 ]

@@ -133,7 +133,8 @@ def _scrub(text: Any, secrets: Iterable[str]) -> str:
     return result[:_MAX_MESSAGE_CHARS]
 
 
-def _outcome_of(error: BlinkError) -> str:
+def outcome_of(error: BlinkError) -> str:
+    """A bounded label for an error: the metrics' outcome and leg-failure reason."""
     if isinstance(error, BlinkTimeout):
         return OUTCOME_TIMEOUT
     if isinstance(error, BlinkUnavailable):
@@ -326,7 +327,7 @@ class BlinkClient:
         try:
             return self._send(operation, variables, api_key)
         except BlinkError as exc:
-            outcome = _outcome_of(exc)
+            outcome = outcome_of(exc)
             logger.warning(
                 "blink_call_failed operation=%s outcome=%s code=%s",
                 operation,

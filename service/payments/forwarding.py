@@ -25,6 +25,7 @@ from service.blink import (
     BlinkUnavailable,
     InvoiceStatus,
     PaymentStatus,
+    outcome_of,
 )
 from service.domain.clock import Clock, utc_now
 from service.domain.errors import (
@@ -272,6 +273,7 @@ class Forwarder:
         next_attempt = None if exhausted else self._now() + retry_delay(attempts)
         self._store.mark_leg_failed(leg.id, _describe(error), next_attempt)
         self._observe("leg", "failed")
+        self._observe("leg_failure", outcome_of(error))
         log.warning(
             "leg_failed",
             extra={"leg_id": leg.id, "kind": str(leg.kind), "error_code": error.code, "attempts": attempts},

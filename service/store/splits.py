@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from service.domain.clock import Clock, utc_now
 from service.domain.errors import SplitNotCompletable, SplitNotFound
 from service.domain.model import Leg, LegKind, NewSplit, Split, SplitStatus
+from service.store.backlog import Backlog, read_backlog
 from service.store.cache import SplitCache, ttl_until
 from service.store.crypto import KeyBox
 from service.store.legacy import LegacyFileStore
@@ -236,6 +237,10 @@ class SplitStore:
         with self.db.connection() as conn:
             age = self.q.oldest_due_age_seconds.scalar(conn, now=now, lease_seconds=lease_seconds)
         return float(age or 0.0)
+
+    def backlog(self, now: datetime) -> Backlog:
+        """Failed splits, the oldest unforwarded one's age, retrying legs: what the alerts watch."""
+        return read_backlog(self.db, now)
 
     def needing_attention(self, lease_seconds: float, limit: int = 100) -> list[Split]:
         """Failed splits, and forwarding ones that look stuck (a failed leg or an expired lease)."""
