@@ -2,7 +2,17 @@
 
 from .client import OPERATION_NAMES, BlinkClient, load_operations, outcome_of
 from .errors import BlinkError, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
-from .types import Invoice, InvoiceStatus, PaymentStatus, Wallet, WalletCurrency
+from .types import (
+    Invoice,
+    InvoiceStatus,
+    PaymentStatus,
+    Transaction,
+    TxDirection,
+    TxStatus,
+    Wallet,
+    WalletCurrency,
+    send_outcome,
+)
 
 __all__ = [
     "OPERATION_NAMES",
@@ -15,8 +25,12 @@ __all__ = [
     "Invoice",
     "InvoiceStatus",
     "PaymentStatus",
+    "Transaction",
+    "TxDirection",
+    "TxStatus",
     "Wallet",
     "WalletCurrency",
     "load_operations",
     "outcome_of",
+    "send_outcome",
 ]

@@ -12,9 +12,10 @@ Error mapping:
   any other top-level error -> ``BlinkRejected`` (code from ``extensions.code``, snake_case).
 - payload ``errors`` of a mutation, or payment status FAILURE -> ``BlinkRejected``.
 
-Only reads (accountDefaultWallet, lnInvoicePaymentStatusByHash, me) are retried, and only on
-``BlinkUnavailable``; mutations are sent once and the caller decides (a payment retry must reuse
-the same invoice, which Blink answers ALREADY_PAID when already paid).
+Only reads (accountDefaultWallet, lnInvoicePaymentStatusByHash, me, transactionsByPaymentHash) and
+the fee probe (it moves no money) are retried, and only on ``BlinkUnavailable``; other mutations
+are sent once and the caller decides (a payment retry must reuse the same invoice, which Blink
+answers ALREADY_PAID when already paid).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -32,8 +33,18 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 
+from .answers import decode_answer, invoice_of, malformed, object_field, raise_payload_errors, string_field
 from .errors import BlinkError, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
-from .types import Invoice, InvoiceStatus, PaymentStatus, Wallet, WalletCurrency
+from .types import (
+    Invoice,
+    InvoiceStatus,
+    PaymentStatus,
+    Transaction,
+    TxDirection,
+    TxStatus,
+    Wallet,
+    WalletCurrency,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +59,8 @@ OP_DEFAULT_WALLET = "AccountDefaultWallet"
 OP_PAY_INVOICE = "LnInvoicePaymentSend"
 OP_INVOICE_STATUS = "LnInvoicePaymentStatusByHash"
 OP_WALLETS = "Wallets"
+OP_FEE_PROBE = "LnInvoiceFeeProbe"
+OP_TRANSACTIONS_BY_HASH = "TransactionsByPaymentHash"
 
 # Every operation the client sends; the schema test checks the .graphql file holds exactly these.
 OPERATION_NAMES: frozenset[str] = frozenset(
@@ -58,6 +71,8 @@ OPERATION_NAMES: frozenset[str] = frozenset(
         OP_PAY_INVOICE,
         OP_INVOICE_STATUS,
         OP_WALLETS,
+        OP_FEE_PROBE,
+        OP_TRANSACTIONS_BY_HASH,
     }
 )
 
@@ -68,18 +83,7 @@ OUTCOME_UNAVAILABLE = "unavailable"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_UNAUTHORIZED = "unauthorized"
 
-_AUTH_CODES = frozenset(
-    {"UNAUTHENTICATED", "NOT_AUTHENTICATED", "UNAUTHORIZED", "NOT_AUTHORIZED", "FORBIDDEN", "INVALID_API_KEY"}
-)
-_AUTH_MESSAGE = re.compile(r"(not |un)authori[sz]ed|(not |un)authenticated|invalid api key", re.I)
-_TRANSIENT_CODES = frozenset(
-    {"TOO_MANY_REQUEST", "TOO_MANY_REQUESTS", "RATE_LIMITED", "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"}
-)
-_TRANSIENT_MESSAGE = re.compile(r"rate.?limit|too many requests|internal server error", re.I)
-_PAYMENT_HASH = re.compile(r"^[0-9a-fA-F]{64}$")
 _OPERATION_START = re.compile(r"^(query|mutation)\s+([A-Za-z_][A-Za-z0-9_]*)")
-_MAX_MESSAGE_CHARS = 300
-_REDACTED = "[redacted]"
 
 
 @functools.cache
@@ -117,20 +121,6 @@ def _pooled_session(pool_size: int, api_url: str) -> requests.Session:
         session.verify = ca_bundle
     session.trust_env = False
     return session
-
-
-def _snake_case(code: str) -> str:
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", code.strip())
-    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()
-
-
-def _scrub(text: Any, secrets: Iterable[str]) -> str:
-    """A server-supplied message made safe to log: no secret, bounded length."""
-    result = str(text) if text is not None else ""
-    for secret in secrets:
-        if secret:
-            result = result.replace(secret, _REDACTED)
-    return result[:_MAX_MESSAGE_CHARS]
 
 
 def outcome_of(error: BlinkError) -> str:
@@ -202,9 +192,9 @@ class BlinkClient:
         request: dict[str, Any] = {"walletId": wallet_id, "amount": sats}
         _put_optional(request, memo=memo, expiresIn=expires_in_minutes)
         data = self._request(OP_CREATE_INVOICE, {"input": request}, api_key)
-        payload = _object(data, "lnInvoiceCreate", OP_CREATE_INVOICE)
-        _raise_payload_errors(payload, OP_CREATE_INVOICE, (api_key,))
-        return _invoice(payload, sats, OP_CREATE_INVOICE)
+        payload = object_field(data, "lnInvoiceCreate", OP_CREATE_INVOICE)
+        raise_payload_errors(payload, OP_CREATE_INVOICE, (api_key,))
+        return invoice_of(payload, sats, OP_CREATE_INVOICE)
 
     def create_invoice_for_recipient(
         self,
@@ -218,9 +208,9 @@ class BlinkClient:
         request: dict[str, Any] = {"recipientWalletId": recipient_wallet_id, "amount": sats}
         _put_optional(request, memo=memo, expiresIn=expires_in_minutes)
         data = self._request(OP_CREATE_INVOICE_FOR_RECIPIENT, {"input": request}, None)
-        payload = _object(data, "lnInvoiceCreateOnBehalfOfRecipient", OP_CREATE_INVOICE_FOR_RECIPIENT)
-        _raise_payload_errors(payload, OP_CREATE_INVOICE_FOR_RECIPIENT, ())
-        return _invoice(payload, sats, OP_CREATE_INVOICE_FOR_RECIPIENT)
+        payload = object_field(data, "lnInvoiceCreateOnBehalfOfRecipient", OP_CREATE_INVOICE_FOR_RECIPIENT)
+        raise_payload_errors(payload, OP_CREATE_INVOICE_FOR_RECIPIENT, ())
+        return invoice_of(payload, sats, OP_CREATE_INVOICE_FOR_RECIPIENT)
 
     def default_btc_wallet(self, username: str) -> str:
         """The BTC wallet id of ``username``.
@@ -237,9 +227,9 @@ class BlinkClient:
                 f"no Blink account for username {username!r}",
                 operation=OP_DEFAULT_WALLET,
             ) from exc
-        wallet = _object(data, "accountDefaultWallet", OP_DEFAULT_WALLET)
-        wallet_id = _string(wallet, "id", OP_DEFAULT_WALLET)
-        currency = _string(wallet, "currency", OP_DEFAULT_WALLET)
+        wallet = object_field(data, "accountDefaultWallet", OP_DEFAULT_WALLET)
+        wallet_id = string_field(wallet, "id", OP_DEFAULT_WALLET)
+        currency = string_field(wallet, "currency", OP_DEFAULT_WALLET)
         if currency != WalletCurrency.BTC:
             raise BlinkRejected(
                 "recipient_wallet_not_btc",
@@ -260,10 +250,10 @@ class BlinkClient:
         request: dict[str, Any] = {"walletId": wallet_id, "paymentRequest": payment_request}
         _put_optional(request, memo=memo)
         data = self._request(OP_PAY_INVOICE, {"input": request}, api_key)
-        payload = _object(data, "lnInvoicePaymentSend", OP_PAY_INVOICE)
+        payload = object_field(data, "lnInvoicePaymentSend", OP_PAY_INVOICE)
         # Errors win over a status: reporting a failure for a payment that went through is
         # recoverable (the retry answers ALREADY_PAID); the reverse would lose a leg.
-        _raise_payload_errors(payload, OP_PAY_INVOICE, (api_key,))
+        raise_payload_errors(payload, OP_PAY_INVOICE, (api_key,))
         status = payload.get("status")
         if status == "FAILURE":
             raise BlinkRejected(
@@ -272,40 +262,61 @@ class BlinkClient:
         try:
             return PaymentStatus(status)
         except ValueError:
-            raise _malformed(OP_PAY_INVOICE, f"unknown payment status {status!r}") from None
+            raise malformed(OP_PAY_INVOICE, f"unknown payment status {status!r}") from None
 
     def invoice_status(self, payment_hash: str) -> InvoiceStatus:
         """PENDING, PAID or EXPIRED for the invoice with ``payment_hash``."""
         data = self._read(OP_INVOICE_STATUS, {"input": {"paymentHash": payment_hash}}, None)
-        payload = _object(data, "lnInvoicePaymentStatusByHash", OP_INVOICE_STATUS)
+        payload = object_field(data, "lnInvoicePaymentStatusByHash", OP_INVOICE_STATUS)
         status = payload.get("status")
         try:
             return InvoiceStatus(status)
         except ValueError:
-            raise _malformed(OP_INVOICE_STATUS, f"unknown invoice status {status!r}") from None
+            raise malformed(OP_INVOICE_STATUS, f"unknown invoice status {status!r}") from None
 
     def wallets(self, api_key: str) -> list[Wallet]:
         """The wallets of the account that owns ``api_key``."""
-        data = self._read(OP_WALLETS, {}, api_key)
-        me = data.get("me")
-        if me is None:
-            raise BlinkUnauthorized("Blink knows no user for this API key", operation=OP_WALLETS)
-        if not isinstance(me, dict):
-            raise _malformed(OP_WALLETS, "me is not an object")
-        account = _object(me, "defaultAccount", OP_WALLETS)
+        account = _default_account(self._read(OP_WALLETS, {}, api_key), OP_WALLETS)
         entries = account.get("wallets")
         if not isinstance(entries, list):
-            raise _malformed(OP_WALLETS, "wallets is not a list")
+            raise malformed(OP_WALLETS, "wallets is not a list")
         wallets = []
         for entry in entries:
             if not isinstance(entry, dict):
-                raise _malformed(OP_WALLETS, "a wallet is not an object")
+                raise malformed(OP_WALLETS, "a wallet is not an object")
             wallets.append(
                 Wallet(
-                    id=_string(entry, "id", OP_WALLETS), currency=_string(entry, "walletCurrency", OP_WALLETS)
+                    id=string_field(entry, "id", OP_WALLETS),
+                    currency=string_field(entry, "walletCurrency", OP_WALLETS),
                 )
             )
         return wallets
+
+    def fee_probe(self, api_key: str, wallet_id: str, payment_request: str) -> int:
+        """The routing fee in sats Blink expects for paying ``payment_request`` from ``wallet_id``
+        (0 inside Blink). It moves no money, so it is retried like a read."""
+        variables = {"input": {"walletId": wallet_id, "paymentRequest": payment_request}}
+        data = self._read(OP_FEE_PROBE, variables, api_key)
+        payload = object_field(data, "lnInvoiceFeeProbe", OP_FEE_PROBE)
+        raise_payload_errors(payload, OP_FEE_PROBE, (api_key,))
+        amount = payload.get("amount")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            raise malformed(OP_FEE_PROBE, "amount is not a non-negative integer")
+        return amount
+
+    def transactions_by_payment_hash(
+        self, api_key: str, wallet_id: str, payment_hash: str
+    ) -> list[Transaction]:
+        """``wallet_id``'s transactions for ``payment_hash``: how a payment that answered PENDING or
+        timed out ended (see types.send_outcome). An empty list: the wallet never sent it."""
+        variables = {"walletId": wallet_id, "paymentHash": payment_hash}
+        data = self._read(OP_TRANSACTIONS_BY_HASH, variables, api_key)
+        account = _default_account(data, OP_TRANSACTIONS_BY_HASH)
+        wallet = object_field(account, "walletById", OP_TRANSACTIONS_BY_HASH)
+        entries = wallet.get("transactionsByPaymentHash")
+        if not isinstance(entries, list):
+            raise malformed(OP_TRANSACTIONS_BY_HASH, "transactionsByPaymentHash is not a list")
+        return [_transaction(entry) for entry in entries]
 
     # ---- transport --------------------------------------------------------------------------
 
@@ -365,114 +376,7 @@ class BlinkClient:
             raise BlinkUnavailable(
                 f"request to Blink failed ({type(exc).__name__})", code="network_error", operation=operation
             ) from None
-        return _decode(response, operation, (api_key,) if api_key else ())
-
-
-def _decode(response: requests.Response, operation: str, secrets: tuple[str, ...]) -> dict[str, Any]:
-    """The ``data`` object of a GraphQL answer, or the typed error it amounts to."""
-    status = response.status_code
-    if status in (401, 403):
-        raise BlinkUnauthorized(f"Blink refused the API key (HTTP {status})", operation=operation)
-    if status == 429:
-        raise BlinkUnavailable(
-            "Blink rate limit reached (HTTP 429)", code="rate_limited", operation=operation
-        )
-    if status >= 500:
-        raise BlinkUnavailable(f"Blink answered HTTP {status}", code=f"http_{status}", operation=operation)
-    try:
-        payload = response.json()
-    except ValueError:
-        if status >= 400:
-            raise BlinkRejected(
-                f"http_{status}", f"Blink answered HTTP {status}", operation=operation
-            ) from None
-        raise _malformed(operation, "answer is not JSON") from None
-    if not isinstance(payload, dict):
-        raise _malformed(operation, "answer is not a JSON object")
-    errors = payload.get("errors")
-    if errors:
-        raise _top_level_error(errors, operation, secrets)
-    if status >= 400:
-        raise BlinkRejected(f"http_{status}", f"Blink answered HTTP {status}", operation=operation)
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise _malformed(operation, "answer has no data")
-    return data
-
-
-def _top_level_error(errors: Any, operation: str, secrets: tuple[str, ...]) -> BlinkError:
-    if not isinstance(errors, list):
-        return _malformed(operation, "errors is not a list")
-    entries = [entry for entry in errors if isinstance(entry, Mapping)] or [{}]
-    codes = [_error_code(entry) for entry in entries]
-    messages = [_scrub(entry.get("message"), secrets) for entry in entries]
-    if any(code in _AUTH_CODES for code in codes) or any(_AUTH_MESSAGE.search(m) for m in messages):
-        return BlinkUnauthorized(messages[0] or "Blink refused the API key", operation=operation)
-    if any(code in _TRANSIENT_CODES for code in codes) or any(_TRANSIENT_MESSAGE.search(m) for m in messages):
-        return BlinkUnavailable(messages[0] or "Blink is busy", code="blink_busy", operation=operation)
-    return BlinkRejected(
-        _snake_case(codes[0]) or "graphql_error", messages[0] or "GraphQL error", operation=operation
-    )
-
-
-def _error_code(entry: Mapping[str, Any]) -> str:
-    extensions = entry.get("extensions")
-    code = extensions.get("code") if isinstance(extensions, Mapping) else None
-    code = code or entry.get("code")
-    return str(code).upper() if code else ""
-
-
-def _raise_payload_errors(payload: dict[str, Any], operation: str, secrets: tuple[str, ...]) -> None:
-    errors = payload.get("errors")
-    if not errors:
-        return
-    if not isinstance(errors, list):
-        raise _malformed(operation, "payload errors is not a list")
-    first = errors[0] if isinstance(errors[0], Mapping) else {}
-    code = _snake_case(str(first.get("code") or "")) or "blink_rejected"
-    raise BlinkRejected(
-        code, _scrub(first.get("message"), secrets) or "rejected by Blink", operation=operation
-    )
-
-
-def _invoice(payload: dict[str, Any], requested_sats: int, operation: str) -> Invoice:
-    invoice = _object(payload, "invoice", operation)
-    payment_hash = _string(invoice, "paymentHash", operation)
-    if not _PAYMENT_HASH.match(payment_hash):
-        raise _malformed(operation, "paymentHash is not 64 hex digits")
-    satoshis = invoice.get("satoshis")
-    if not isinstance(satoshis, int) or isinstance(satoshis, bool):
-        raise _malformed(operation, "satoshis is not an integer")
-    if satoshis != requested_sats:
-        # An invoice for another amount must never be stored or paid.
-        raise BlinkRejected(
-            "amount_mismatch", f"asked {requested_sats} sats, Blink issued {satoshis}", operation=operation
-        )
-    return Invoice(
-        payment_request=_string(invoice, "paymentRequest", operation),
-        payment_hash=payment_hash,
-        satoshis=satoshis,
-    )
-
-
-def _object(parent: Mapping[str, Any], name: str, operation: str) -> dict[str, Any]:
-    value = parent.get(name)
-    if not isinstance(value, dict):
-        raise _malformed(operation, f"{name} is missing")
-    return value
-
-
-def _string(parent: Mapping[str, Any], name: str, operation: str) -> str:
-    value = parent.get(name)
-    if not isinstance(value, str) or not value:
-        raise _malformed(operation, f"{name} is missing")
-    return value
-
-
-def _malformed(operation: str, detail: str) -> BlinkUnavailable:
-    return BlinkUnavailable(
-        f"malformed answer from Blink: {detail}", code="malformed_response", operation=operation
-    )
+        return decode_answer(response, operation, (api_key,) if api_key else ())
 
 
 def _require_positive_sats(sats: int) -> None:
@@ -485,3 +389,29 @@ def _put_optional(target: dict[str, Any], **values: Any) -> None:
     for name, value in values.items():
         if value is not None:
             target[name] = value
+
+
+def _default_account(data: dict[str, Any], operation: str) -> dict[str, Any]:
+    """``me.defaultAccount`` of an answer; no ``me`` means Blink knows no user for the key."""
+    me = data.get("me")
+    if me is None:
+        raise BlinkUnauthorized("Blink knows no user for this API key", operation=operation)
+    if not isinstance(me, dict):
+        raise malformed(operation, "me is not an object")
+    return object_field(me, "defaultAccount", operation)
+
+
+def _transaction(entry: Any) -> Transaction:
+    operation = OP_TRANSACTIONS_BY_HASH
+    if not isinstance(entry, dict):
+        raise malformed(operation, "a transaction is not an object")
+    amount, fee = entry.get("settlementAmount"), entry.get("settlementFee")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (amount, fee)):
+        raise malformed(operation, "a transaction's amounts are not integers")
+    if entry.get("settlementCurrency") != WalletCurrency.BTC:
+        raise malformed(operation, "a transaction is not in sats")
+    try:
+        direction, status = TxDirection(entry.get("direction")), TxStatus(entry.get("status"))
+    except ValueError:
+        raise malformed(operation, "a transaction has an unknown direction or status") from None
+    return Transaction(string_field(entry, "id", operation), direction, status, amount, fee)

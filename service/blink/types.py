@@ -38,3 +38,36 @@ class Wallet:
     # A plain string so that a currency Blink adds later does not break wallet listing;
     # compare with WalletCurrency members (a StrEnum equals its value).
     currency: str
+
+
+class TxDirection(StrEnum):
+    SEND = "SEND"
+    RECEIVE = "RECEIVE"
+
+
+class TxStatus(StrEnum):
+    SUCCESS = "SUCCESS"
+    PENDING = "PENDING"
+    FAILURE = "FAILURE"
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One of a wallet's transactions for a payment hash (transactionsByPaymentHash)."""
+
+    id: str
+    direction: TxDirection
+    status: TxStatus
+    settlement_sats: int  # signed: a send is minus its amount and fee
+    fee_sats: int
+
+
+def send_outcome(transactions: list[Transaction]) -> TxStatus | None:
+    """What became of a payment the wallet sent: SUCCESS if any attempt succeeded, else PENDING if
+    one may still settle, else FAILURE; None when the wallet never sent it (Blink may list several
+    attempts for one sent payment)."""
+    statuses = {t.status for t in transactions if t.direction is TxDirection.SEND}
+    for status in (TxStatus.SUCCESS, TxStatus.PENDING, TxStatus.FAILURE):
+        if status in statuses:
+            return status
+    return None
