@@ -1,4 +1,5 @@
-"""The layers point down: api -> payments -> store -> domain, payments -> blink -> domain.
+"""The layers point down: api -> payments -> store -> domain, payments -> blink -> domain,
+lnurl -> blink -> domain.
 
 payments is handed the store and reaches it through its ports (service/payments/ports.py), so
 it imports no store module; the port test checks the store still matches them.
@@ -19,6 +20,7 @@ ALLOWED = {
     "store": ("service.store", "service.domain"),
     "payments": ("service.payments", "service.blink", "service.domain"),
     "blink": ("service.blink", "service.domain"),
+    "lnurl": ("service.lnurl", "service.blink", "service.domain"),
 }
 
 
