@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.cli import Streams, main
-from service.devstack import EmbeddedPostgres, EmbeddedValkey
+from service.devservers import EmbeddedPostgres, EmbeddedValkey
 from service.store.migrations import upgrade
 
 TTL_SECONDS = 86_400

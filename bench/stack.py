@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 
 from blinksim.control import SimControl
-from service.devstack import DevStackError, Stack
+from service.devservers import DevStackError
+from service.devstack import Stack
 from service.devstack import StackOptions as ServiceStackOptions
 
 SIMULATOR_THREADS = 256  # the 128-client latency run holds one simulator thread per delayed call

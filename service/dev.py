@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 import time
 from types import FrameType
 
-from service.devstack import DevStackError, Stack, StackOptions
+import requests
+
+from service.devservers import DevStackError
+from service.devstack import Stack, StackOptions
 
 DEMO_OPENING_BALANCE = 100_000
 USUAL_PORT = 8080
@@ -52,6 +56,9 @@ def run(args: argparse.Namespace, say) -> int:
         say("stopping...")
     except DevStackError as error:
         sys.stderr.write(f"blinkpos dev: {error}\n")
+        status = 1
+    except (OSError, subprocess.SubprocessError, requests.RequestException) as error:
+        sys.stderr.write(f"blinkpos dev: could not start the stack ({type(error).__name__}: {error})\n")
         status = 1
     finally:
         for sig in previous:  # a second Ctrl-C must not cut the shutdown short

@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from service import config as service_config
-from service.devstack import free_port
+from service.devservers import free_port
 from service.store.crypto import parse_key_setting
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from blinksim.control import SimControl
-from service.devstack import SimulatorProcess, free_port
+from service.devservers import SimulatorProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_SECONDS = 90

@@ -14,7 +14,7 @@ from werkzeug.test import TestResponse
 
 from service import __version__, create_app
 from service.config import Config
-from service.devstack import EmbeddedPostgres, EmbeddedValkey
+from service.devservers import EmbeddedPostgres, EmbeddedValkey
 from tests.fixtures.servers import TEST_ENCRYPTION_KEY, TEST_POS_API_KEY
 
 # A stopped dependency must not make a health probe hang: each check is bounded under 1 s.

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from blinksim.control import SimControl
-from service.devstack import free_port
+from service.devservers import free_port
 from tests.fixtures.payments import sale_body
 from tests.fixtures.servers import REPO_ROOT, TEST_ENCRYPTION_KEY
 
