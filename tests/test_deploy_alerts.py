@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from flask.testing import FlaskClient
 
 from service.config import Config
 from tests.fixtures.servers import REPO_ROOT
+from tests.test_deploy_files import free_port
 from tests.test_worker import worker_environment
 
 RULES = REPO_ROOT / "deploy" / "prometheus" / "blinkpos-rules.yml"
@@ -153,12 +153,6 @@ def test_the_dashboard_has_the_panels_an_operator_looks_for() -> None:
 
 
 # --- every named metric exists in a running app's and worker's /metrics ----------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def scrape_worker(config: Config, tmp_path: Path) -> tuple[str, Path]:
     """Runs `python -m service worker --metrics-port ...` and returns its /metrics after a few
     cycles, and its heartbeat file; the worker is stopped with SIGTERM and must exit 0."""

@@ -36,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict
 from blinksim.control import SimControl
 from tests.fixtures.payments import sale_body
 from tests.fixtures.servers import REPO_ROOT, TEST_ENCRYPTION_KEY
-from tests.test_deploy_files import dockerfile_healthcheck, dockerfile_stages, instructions
+from tests.test_deploy_files import dockerfile_healthcheck, dockerfile_stages, free_port, instructions
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -323,12 +323,6 @@ def settings(
         "PENDING_POLL_AFTER_SECONDS": "1",
         "LOG_LEVEL": "INFO",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def http(method: str, url: str, body: dict | None = None, timeout: float = 10) -> tuple[int, bytes]:
