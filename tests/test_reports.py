@@ -23,13 +23,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 import redis
-import yaml
-from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
 
-from service.api import reports as report_views
-from service.api.report_schemas import REPORT_SCHEMAS
-from service.api.schemas import ErrorResponseSchema
+from service.api.openapi import build_document
 from service.domain.model import LegKind, NewSplit, PlannedLeg, TipRecipient
 from service.reports.merchant import MerchantReports
 from service.reports.period import parse_period
@@ -693,10 +688,6 @@ def test_report_queries_use_indexes_on_100000_splits(clean_db):
 
 
 def test_report_routes_are_described_for_the_openapi_document(app):
-    spec = APISpec("BlinkPOS payment service", "1", "3.0.3", plugins=[MarshmallowPlugin()])
-    for name, schema in REPORT_SCHEMAS.items():
-        spec.components.schema(name, schema=schema)
-    spec.components.schema("Error", schema=ErrorResponseSchema)
     rules = {
         rule.endpoint: rule.rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("reports.")
     }
@@ -706,11 +697,9 @@ def test_report_routes_are_described_for_the_openapi_document(app):
         "/api/reports/sales.csv",
         "/api/stats/recipients/<username>",
     }
-    for endpoint, rule in rules.items():
-        view = getattr(report_views, endpoint.split(".", 1)[1])
-        operations = yaml.safe_load(view.__doc__.split("---", 1)[1])
-        spec.path(path=rule.replace("<username>", "{username}"), operations=operations)
-    document = json.loads(json.dumps(spec.to_dict()))
+    document = json.loads(json.dumps(build_document(app)))
+    for rule in rules.values():
+        assert "get" in document["paths"][rule.replace("<username>", "{username}")]
     summary_props = document["components"]["schemas"]["ReportSummary"]["properties"]
     assert {"period", "totals", "displayTotals", "notForwarded", "days"} <= set(summary_props)
     assert "from" in document["components"]["schemas"]["ReportPeriod"]["properties"]

@@ -4,7 +4,6 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
-from types import SimpleNamespace
 
 import pytest
 from apispec import APISpec
@@ -12,20 +11,23 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.api import presenters
-from service.api.schemas import (
-    CreateInvoiceResponseSchema,
+from service.api.fields import ErrorCode
+from service.api.request_schemas import (
     CreateInvoiceSchema,
-    ErrorCode,
-    ErrorResponseSchema,
     ForwardPaymentSchema,
-    ForwardResponseSchema,
     ForwardWithTipsSchema,
-    PaymentStatusSchema,
     ValidationFailed,
-    parse_create_invoice,
-    parse_forward_payment,
-    parse_forward_with_tips,
+    create_invoice_schema,
+    forward_payment_schema,
+    forward_with_tips_schema,
+)
+from service.api.response_schemas import (
+    CreateInvoiceResponseSchema,
+    ErrorResponseSchema,
+    Forwarded,
+    ForwardResponseSchema,
+    IssuedInvoice,
+    PaymentStatusSchema,
 )
 from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
 from service.domain.normalize import normalize_username
@@ -262,6 +264,9 @@ def test_accepted_sales_always_add_up(amount, data):
         ({"baseAmountDisplay": "ten"}, "invalid_request"),
         ({"displayCurrency": "US DOLLAR"}, "invalid_request"),
         ({"apiKey": "k" * 257}, "invalid_request"),
+        # HTTP headers carry the key to Blink: anything but printable ASCII could never be one.
+        ({"apiKey": "blink_\u00e4\u20ac"}, "invalid_merchant_api_key"),
+        ({"apiKey": " blink_key"}, "invalid_merchant_api_key"),
     ],
 )
 def test_rule_answers_with_its_code(overrides, code):
@@ -410,12 +415,16 @@ def test_username_normalisation(raw, expected):
 
 
 def test_forward_with_tips_lowercases_the_hash_and_records_the_total():
-    request = ForwardWithTipsSchema().parse({"paymentHash": HASH.upper(), "totalAmount": 1100, "memo": "m"})
+    request = ForwardWithTipsSchema(max_invoice_sats=MAX_SATS).parse(
+        {"paymentHash": HASH.upper(), "totalAmount": 1100, "memo": "m"}
+    )
     assert request == ForwardWithTipsRequest(payment_hash=HASH, client_total_sats=1100, memo="m")
 
 
 def test_forward_with_tips_needs_only_the_hash():
-    assert ForwardWithTipsSchema().parse({"paymentHash": HASH}) == ForwardWithTipsRequest(HASH, None, None)
+    assert ForwardWithTipsSchema(max_invoice_sats=MAX_SATS).parse(
+        {"paymentHash": HASH}
+    ) == ForwardWithTipsRequest(HASH, None, None)
 
 
 @pytest.mark.parametrize(
@@ -433,7 +442,7 @@ def test_forward_with_tips_needs_only_the_hash():
     ],
 )
 def test_forward_with_tips_rules(body, code):
-    assert code_of(body, ForwardWithTipsSchema()) == code
+    assert code_of(body, ForwardWithTipsSchema(max_invoice_sats=MAX_SATS)) == code
 
 
 # --- forward-payment ------------------------------------------------------------------------------
@@ -455,6 +464,7 @@ def test_forward_payment_ignores_the_amount_the_page_sends():
         ({"paymentHash": "nope", "userApiKey": API_KEY, "userWalletId": "w1"}, "invalid_payment_hash"),
         ({"paymentHash": HASH, "userWalletId": "w1"}, "api_key_required"),
         ({"paymentHash": HASH, "userApiKey": " ", "userWalletId": "w1"}, "api_key_required"),
+        ({"paymentHash": HASH, "userApiKey": "k\u00e9y", "userWalletId": "w1"}, "invalid_merchant_api_key"),
         ({"paymentHash": HASH, "userApiKey": API_KEY}, "wallet_id_required"),
         ({"paymentHash": HASH, "userApiKey": API_KEY, "userWalletId": ""}, "wallet_id_required"),
     ],
@@ -463,7 +473,7 @@ def test_forward_payment_rules(body, code):
     assert code_of(body, ForwardPaymentSchema()) == code
 
 
-# --- response schemas: they must describe what the presenters actually answer ---------------------
+# --- response schemas: what they dump is what they describe ---------------------------------------
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -492,8 +502,8 @@ def completed_split() -> Split:
 
 
 def test_create_invoice_answer_matches_its_schema():
-    config = SimpleNamespace(blinkpos_btc_wallet_id="pos-wallet")
-    answer = {"success": True, "invoice": presenters.invoice(completed_split(), parse(sale()), config)}
+    invoice = IssuedInvoice(completed_split(), parse(sale()).currency, "pos-wallet")
+    answer = CreateInvoiceResponseSchema().dump({"invoice": invoice})
     assert CreateInvoiceResponseSchema().validate(answer) == {}
     assert set(answer["invoice"]) == {
         "paymentRequest", "paymentHash", "satoshis", "amount", "currency", "memo", "walletId",
@@ -503,7 +513,9 @@ def test_create_invoice_answer_matches_its_schema():
 
 
 def test_forward_answer_matches_its_schema():
-    answer = presenters.forward_result(ForwardOutcome(completed_split(), already_processed=True))
+    answer = ForwardResponseSchema().dump(
+        Forwarded(ForwardOutcome(completed_split(), already_processed=True))
+    )
     assert ForwardResponseSchema().validate(answer) == {}
     assert {
         "paymentHash", "totalAmount", "forwardedAmount", "userWalletId", "paymentStatus",
@@ -512,11 +524,11 @@ def test_forward_answer_matches_its_schema():
 
 
 def test_payment_status_answer_matches_its_schema():
-    assert PaymentStatusSchema().validate(presenters.payment_status(completed_split())) == {}
+    assert PaymentStatusSchema().validate(PaymentStatusSchema().dump(completed_split())) == {}
 
 
 def test_schemas_notice_an_answer_that_drifted():
-    answer = presenters.payment_status(completed_split())
+    answer = PaymentStatusSchema().dump(completed_split())
     answer["invoiceSats"] = "1100 sats"
     answer["surprise"] = 1
     assert set(PaymentStatusSchema().validate(answer)) == {"invoiceSats", "surprise"}
@@ -524,11 +536,7 @@ def test_schemas_notice_an_answer_that_drifted():
 
 def test_share_dumps_as_a_json_number():
     dumped = CreateInvoiceResponseSchema().dump(
-        {
-            "invoice": {
-                "tip_recipients": [{"username": "alice", "share": Fraction(3, 2)}, {"share": Fraction(2)}]
-            }
-        }
+        {"invoice": {"tip_legs": [{"username": "alice", "share": Fraction(3, 2)}, {"share": Fraction(2)}]}}
     )
     assert [entry["share"] for entry in dumped["invoice"]["tipRecipients"]] == [1.5, 2]
 
@@ -544,7 +552,7 @@ def test_every_schema_renders_as_json_openapi():
     spec = APISpec("BlinkPOS payment service", "1", "3.0.3", plugins=[MarshmallowPlugin()])
     for name, schema in [
         ("CreateInvoiceRequest", CreateInvoiceSchema(max_invoice_sats=MAX_SATS)),
-        ("ForwardWithTipsRequest", ForwardWithTipsSchema()),
+        ("ForwardWithTipsRequest", ForwardWithTipsSchema(max_invoice_sats=MAX_SATS)),
         ("ForwardPaymentRequest", ForwardPaymentSchema()),
         ("CreateInvoiceResponse", CreateInvoiceResponseSchema()),
         ("ForwardResponse", ForwardResponseSchema()),
@@ -554,7 +562,7 @@ def test_every_schema_renders_as_json_openapi():
         spec.components.schema(name, schema=schema)
     document = json.loads(json.dumps(spec.to_dict()))
     properties = document["components"]["schemas"]["CreateInvoiceRequest"]["properties"]
-    assert properties["amount"] == {"type": "integer", "minimum": 1}
+    assert properties["amount"] == {"type": "integer", "minimum": 1, "maximum": MAX_SATS}
     assert properties["tipRecipients"]["maxItems"] == 10
 
 
@@ -597,10 +605,12 @@ def test_any_body_gives_a_consistent_request_or_a_known_code(overrides, recipien
 
 
 def test_view_entry_points_parse_with_the_configured_limit():
-    assert parse_create_invoice(sale(), MAX_SATS).invoice_sats == 1000
+    assert create_invoice_schema(MAX_SATS).parse(sale()).invoice_sats == 1000
     with pytest.raises(ValidationFailed) as caught:
-        parse_create_invoice(sale(amount=6000), 5000)
+        create_invoice_schema(5000).parse(sale(amount=6000))
     assert caught.value.code == "amount_too_large"
-    assert parse_forward_with_tips({"paymentHash": HASH.upper()}).payment_hash == HASH
-    forward = parse_forward_payment({"paymentHash": HASH, "userApiKey": API_KEY, "userWalletId": "w1"})
+    assert forward_with_tips_schema(MAX_SATS).parse({"paymentHash": HASH.upper()}).payment_hash == HASH
+    forward = forward_payment_schema().parse(
+        {"paymentHash": HASH, "userApiKey": API_KEY, "userWalletId": "w1"}
+    )
     assert forward.merchant_wallet_id == "w1"

@@ -110,11 +110,30 @@ def worker_report(app_services: AppServices) -> dict[str, Any]:
 
 @health_blueprint.get("/livez")
 def livez() -> Response:
+    """Liveness.
+    ---
+    get:
+      operationId: livez
+      tags: [operations]
+      summary: "Liveness: the process answers; touches no dependency"
+      responses:
+        200: {description: Alive, content: {application/json: {schema: Liveness}}}
+    """
     return jsonify({"status": "alive"})
 
 
 @health_blueprint.get("/readyz")
 def readyz() -> tuple[Response, int]:
+    """Readiness.
+    ---
+    get:
+      operationId: readyz
+      tags: [operations]
+      summary: "Readiness for a load balancer: Postgres reachable and its schema current"
+      responses:
+        200: {description: Ready, content: {application/json: {schema: Readiness}}}
+        503: {description: Not ready (`reason` says why), content: {application/json: {schema: Readiness}}}
+    """
     postgres = check_postgres(services())
     if postgres.up:
         return jsonify({"status": "ready"}), 200
@@ -123,6 +142,16 @@ def readyz() -> tuple[Response, int]:
 
 @health_blueprint.get("/api/health")
 def api_health() -> tuple[Response, int]:
+    """The detailed health report.
+    ---
+    get:
+      operationId: health
+      tags: [operations]
+      summary: "Dependencies: healthy, degraded (Redis down), unhealthy (Postgres down)"
+      responses:
+        200: {description: Healthy or degraded, content: {application/json: {schema: Health}}}
+        503: {description: Unhealthy, content: {application/json: {schema: Health}}}
+    """
     from service import __version__
 
     started = time.perf_counter()

@@ -14,6 +14,15 @@ metrics_blueprint = Blueprint("metrics", __name__)
 
 @metrics_blueprint.get("/metrics")
 def metrics_view() -> Response:
+    """Prometheus metrics.
+    ---
+    get:
+      operationId: metrics
+      tags: [operations]
+      summary: Prometheus metrics (text exposition format)
+      responses:
+        200: {description: Prometheus text format, content: {text/plain: {schema: {type: string}}}}
+    """
     svc = services()
     svc.metrics.sync_cache_counters(svc.cache.counters.snapshot())
     body, content_type = svc.metrics.exposition()

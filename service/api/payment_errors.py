@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from flask import Response
 
+from service.api.response_schemas import LegStatusSchema
 from service.domain import errors as payment
 from service.errors import (
     ApiError,
@@ -13,6 +14,7 @@ from service.errors import (
     Forbidden,
     GatewayTimeout,
     NotFound,
+    error_response,
 )
 
 _STATUS: dict[type[payment.PaymentError], type[ApiError]] = {
@@ -20,22 +22,26 @@ _STATUS: dict[type[payment.PaymentError], type[ApiError]] = {
     payment.InvoiceNotPaid: Conflict,
     payment.ForwardingInProgress: Conflict,
     payment.MerchantMismatch: Forbidden,
-    payment.MerchantWalletMismatch: BadRequest,
-    payment.InvalidMerchantKey: BadRequest,
-    payment.UnknownTipRecipient: BadRequest,
     payment.UpstreamRejected: BadGateway,
 }
 
 
-def raise_api_error(error: payment.PaymentError) -> NoReturn:
+def payment_error_response(error: payment.PaymentError) -> tuple[Response, int, dict[str, str]]:
+    """The answer to a business error; anything not in the table is the client's fault (400)."""
+    answer = _api_error(error)
+    response, status = error_response(answer.status, answer.code, answer.message, answer.details)
+    return response, status, answer.headers()
+
+
+def _api_error(error: payment.PaymentError) -> ApiError:
     details = dict(error.details)
+    if isinstance(error, payment.ForwardingIncomplete):
+        details["legs"] = LegStatusSchema(many=True).dump(error.legs)
     if isinstance(error, payment.ForwardingIncomplete | payment.UpstreamUnavailable):
         details.setdefault("retryable", True)
         api_type = GatewayTimeout if error.timed_out else BadGateway
         timed_out_asking = error.timed_out and isinstance(error, payment.UpstreamUnavailable)
-        code = "blink_timeout" if timed_out_asking else error.code
-        raise api_type(code, error.message, details) from error
+        return api_type("blink_timeout" if timed_out_asking else error.code, error.message, details)
     if isinstance(error, payment.UpstreamRejected):
         details.setdefault("retryable", False)
-    api_type = _STATUS.get(type(error), BadRequest)
-    raise api_type(error.code, error.message, details) from error
+    return _STATUS.get(type(error), BadRequest)(error.code, error.message, details)

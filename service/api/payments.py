@@ -1,95 +1,147 @@
 """The POS endpoints: create-invoice, forward-with-tips, forward-payment, payment-status.
 
-Views only parse, call one business function and serialise (DESIGN §4 is the contract).
+Each view parses with its request schema, calls one business function and dumps through its
+response schema (DESIGN §4 is the contract); its docstring is its OpenAPI operation.
 """
 
 from __future__ import annotations
 
-import hmac
-from typing import Any
-
 from flask import Blueprint, jsonify, request
 
-from service.api import presenters
-from service.api.payment_errors import raise_api_error
-from service.api.requests import json_body
-from service.api.schemas import (
-    ValidationFailed,
-    parse_create_invoice,
-    parse_forward_payment,
-    parse_forward_with_tips,
+from service.api import request_schemas as parse
+from service.api.body import json_body
+from service.api.payment_errors import payment_error_response
+from service.api.response_schemas import (
+    CreateInvoiceResponseSchema,
+    Forwarded,
+    ForwardResponseSchema,
+    IssuedInvoice,
+    PaymentStatusSchema,
 )
 from service.context import services
-from service.domain.errors import MerchantMismatch, PaymentError
-from service.domain.normalize import normalize_payment_hash
-from service.errors import BadRequest, NotFound, TooManyRequests
+from service.domain.errors import PaymentError
+from service.errors import NotFound, TooManyRequests
+from service.payments.fallback import forward_for_merchant
 
 payments_blueprint = Blueprint("payments", __name__)
+payments_blueprint.register_error_handler(PaymentError, payment_error_response)
 
 
 @payments_blueprint.post("/api/blink/create-invoice")
 def create_invoice():
+    """Issue a Lightning invoice for a sale, with its base and tip split planned.
+    ---
+    post:
+      operationId: createInvoice
+      tags: [pos]
+      summary: Issue a Lightning invoice for a sale, with its base and tip split planned
+      description: The invoice is issued on the POS wallet. Base = baseAmount (or amount - tipAmount);
+        tip = amount - base; a tipAmount more than 1 sat off is refused. The API key is never echoed.
+      requestBody: {required: true, content: {application/json: {schema: CreateInvoiceRequest}}}
+      responses:
+        200: {description: The invoice, content: {application/json: {schema: CreateInvoiceResponse}}}
+        400: "The body broke a rule (`code`: amount_required, invalid_amount, amount_too_large,
+          api_key_required, wallet_id_required, tip_amount_mismatch, tip_recipient_required,
+          invalid_username, invalid_tip_recipients, unknown_tip_recipient,
+          invalid_merchant_api_key, merchant_wallet_mismatch, ...)"
+        413:
+        415:
+        429:
+        502:
+        503:
+        504:
+    """
     svc = services()
-    body = json_body()
-    parsed = _validated(parse_create_invoice, body, svc.config.max_invoice_sats)
-    _enforce_rate_limits(parsed.merchant_wallet_id)
-    try:
-        split = svc.invoices.create(parsed)
-    except PaymentError as error:
-        raise_api_error(error)
-    return jsonify({"success": True, "invoice": presenters.invoice(split, parsed, svc.config)})
+    sale = parse.create_invoice_schema(svc.config.max_invoice_sats).parse(json_body())
+    _enforce_rate_limits(sale.merchant_wallet_id)
+    split = svc.invoices.create(sale)
+    invoice = IssuedInvoice(split, sale.currency, svc.config.blinkpos_btc_wallet_id)
+    return jsonify(CreateInvoiceResponseSchema().dump({"invoice": invoice}))
 
 
 @payments_blueprint.post("/api/blink/forward-with-tips")
 def forward_with_tips():
+    """Forward a paid invoice's base to the merchant and its tips, exactly once.
+    ---
+    post:
+      operationId: forwardWithTips
+      tags: [pos]
+      summary: Forward a paid invoice's base to the merchant and its tips, exactly once
+      description: "Amounts come from the stored invoice, never from the request. A repeat call after
+        completion answers 200 with alreadyProcessed: true."
+      requestBody: {required: true, content: {application/json: {schema: ForwardWithTipsRequest}}}
+      responses:
+        200:
+          description: Forwarded (or already forwarded)
+          content: {application/json: {schema: ForwardResponse}}
+        400:
+        404:
+        409:
+        413:
+        415:
+        502:
+        503:
+        504:
+    """
     svc = services()
-    parsed = _validated(parse_forward_with_tips, json_body())
-    try:
-        outcome = svc.forwarder.forward(
-            parsed.payment_hash, source="forward-with-tips", client_total_sats=parsed.client_total_sats
-        )
-    except PaymentError as error:
-        raise_api_error(error)
-    return jsonify(presenters.forward_result(outcome))
+    asked = parse.forward_with_tips_schema(svc.config.max_invoice_sats).parse(json_body())
+    outcome = svc.forwarder.forward(
+        asked.payment_hash, source="forward-with-tips", client_total_sats=asked.client_total_sats
+    )
+    return jsonify(ForwardResponseSchema().dump(Forwarded(outcome)))
 
 
 @payments_blueprint.post("/api/blink/forward-payment")
 def forward_payment():
+    """The POS page's fallback forward, checked against the merchant that created the invoice.
+    ---
+    post:
+      operationId: forwardPayment
+      tags: [pos]
+      summary: "The POS page's fallback forward: the same exactly-once forwarding, checked against
+        the merchant that created the invoice"
+      requestBody: {required: true, content: {application/json: {schema: ForwardPaymentRequest}}}
+      responses:
+        200:
+          description: Forwarded (or already forwarded)
+          content: {application/json: {schema: ForwardResponse}}
+        400: "The body broke a rule (`code`: payment_hash_required, invalid_payment_hash,
+          api_key_required, wallet_id_required, ...)"
+        403:
+        404:
+        409:
+        413:
+        415:
+        502:
+        503:
+        504:
+    """
     svc = services()
-    parsed = _validated(parse_forward_payment, json_body())
-    split = svc.store.get_fresh(parsed.payment_hash)
-    if split is None:
-        raise NotFound("split_not_found", "No invoice with this payment hash was created here.")
-    same_wallet = hmac.compare_digest(split.merchant_wallet_id, parsed.merchant_wallet_id)
-    same_key = hmac.compare_digest(
-        split.merchant_key_fingerprint, svc.keybox.fingerprint(parsed.merchant_api_key)
-    )
-    try:
-        if not (same_wallet and same_key):
-            raise MerchantMismatch("This payment belongs to another merchant wallet or key.")
-        outcome = svc.forwarder.forward(parsed.payment_hash, source="forward-payment")
-    except PaymentError as error:
-        raise_api_error(error)
-    return jsonify(presenters.forward_result(outcome))
+    asked = parse.forward_payment_schema().parse(json_body())
+    outcome = forward_for_merchant(svc.forwarder, svc.store, svc.keybox.fingerprint, asked)
+    return jsonify(ForwardResponseSchema().dump(Forwarded(outcome)))
 
 
 @payments_blueprint.get("/api/payment-status/<payment_hash>")
 def payment_status(payment_hash: str):
+    """A sale's state, amounts, timestamps and legs (no secrets).
+    ---
+    get:
+      operationId: paymentStatus
+      tags: [pos]
+      summary: A sale's state, amounts, timestamps and legs (no secrets)
+      parameters: [{in: path, schema: PaymentHashPathSchema}]
+      responses:
+        200: {description: The sale, content: {application/json: {schema: PaymentStatus}}}
+        400: "invalid_payment_hash: not 64 hexadecimal characters"
+        404:
+        503:
+    """
     svc = services()
-    normalized = normalize_payment_hash(payment_hash)
-    if normalized is None:
-        raise BadRequest("invalid_payment_hash", "paymentHash must be 64 hexadecimal characters.")
-    split = svc.store.get_fresh(normalized)
+    split = svc.store.get_fresh(parse.payment_hash_path_schema().parse({"payment_hash": payment_hash}))
     if split is None:
         raise NotFound("split_not_found", "No invoice with this payment hash was created here.")
-    return jsonify(presenters.payment_status(split))
-
-
-def _validated(parse, body: Any, *args: Any):
-    try:
-        return parse(body, *args)
-    except ValidationFailed as failure:
-        raise BadRequest(failure.code, failure.message, {"fields": failure.fields}) from None
+    return jsonify(PaymentStatusSchema().dump(split))
 
 
 def _enforce_rate_limits(wallet_id: str) -> None:

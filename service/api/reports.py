@@ -1,9 +1,8 @@
 """Merchant reports and public tip-recipient stats.
 
 Reports authenticate with the merchant's own Blink API key in X-API-KEY, matched by its
-fingerprint (service/reports/merchant.py): a merchant only ever sees its own sales. The view
-docstrings carry the OpenAPI operations (YAML after `---`, apispec style); their schemas are
-registered from service.api.report_schemas.REPORT_SCHEMAS.
+fingerprint (service/reports/merchant.py): a merchant only ever sees its own sales. Each view's
+docstring is its OpenAPI operation (service/api/openapi.py).
 """
 
 from __future__ import annotations
@@ -60,10 +59,9 @@ def summary():
            description: "IANA time zone of the days"}
       responses:
         200: {description: The summary, content: {application/json: {schema: ReportSummary}}}
-        400: {description: "invalid_date, invalid_timezone or range_too_large (over 366 days)",
-              content: {application/json: {schema: Error}}}
-        401: {description: "unauthorized: missing or unknown API key",
-              content: {application/json: {schema: Error}}}
+        400: "invalid_date, invalid_timezone or range_too_large (over 366 days)"
+        401: "unauthorized: missing or unknown API key"
+        503:
     """
     reports, fingerprint, period = _merchant_request()
     return jsonify(ReportSummarySchema().dump(reports.summary(fingerprint, period))), 200, _NO_STORE
@@ -83,9 +81,9 @@ def tips():
         - {in: query, name: tz, schema: {type: string, default: UTC}}
       responses:
         200: {description: The tips report, content: {application/json: {schema: TipsReport}}}
-        400: {description: "invalid_date, invalid_timezone or range_too_large",
-              content: {application/json: {schema: Error}}}
-        401: {description: "unauthorized", content: {application/json: {schema: Error}}}
+        400: "invalid_date, invalid_timezone or range_too_large"
+        401: "unauthorized: missing or unknown API key"
+        503:
     """
     reports, fingerprint, period = _merchant_request()
     return jsonify(TipsReportSchema().dump(reports.tips(fingerprint, period))), 200, _NO_STORE
@@ -109,9 +107,9 @@ def sales_csv():
             tip_percent, display_currency, base_amount_display, tip_amount_display, wallet_id,
             tip_recipients (user=sats;...), memo, paid_at, forwarded_at"
           content: {text/csv: {schema: {type: string}}}
-        400: {description: "invalid_date, invalid_timezone or range_too_large",
-              content: {application/json: {schema: Error}}}
-        401: {description: "unauthorized", content: {application/json: {schema: Error}}}
+        400: "invalid_date, invalid_timezone or range_too_large"
+        401: "unauthorized: missing or unknown API key"
+        503:
     """
     reports, fingerprint, period = _merchant_request()
     pages = reports.sales(fingerprint, period)
@@ -134,9 +132,9 @@ def recipient_stats(username: str):
         - {in: path, name: username, required: true, schema: {type: string}}
       responses:
         200: {description: The recipient's totals, content: {application/json: {schema: RecipientStats}}}
-        400: {description: "invalid_username", content: {application/json: {schema: Error}}}
-        404: {description: "recipient_not_found: no tip was ever forwarded to this username",
-              content: {application/json: {schema: Error}}}
+        400: "invalid_username"
+        404: "recipient_not_found: no tip was ever forwarded to this username"
+        503:
     """
     svc = services()
     lookup = RecipientStats(svc.store.recipient_stats, svc.redis).lookup(username)

@@ -1,13 +1,259 @@
-"""Marshmallow schemas of the answers whose views build their JSON by hand: health and webhook.
-
-They exist for the OpenAPI document (service/api/openapi.py) and must follow what
-service/api/health.py and service/webhooks.py write; tests/test_schemathesis.py checks every
-answer against the document, so a drift fails there.
+"""Marshmallow schemas of the API's answers; every view dumps through one, and the OpenAPI
+document is built from them. The small dataclasses here are what the POS schemas dump: a
+split seen as the POS page sees it (its tip legs with their shares, the forwarding message).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from fractions import Fraction
+
 from marshmallow import Schema, fields, validate
+
+from service.api.fields import NumberField, ShareField
+from service.domain.model import LegKind, LegStatus, Split
+from service.payments.forwarding import ForwardOutcome
+
+LEG_STATES = "planned|invoiced|sending|succeeded|failed"
+
+
+# --- what the POS answers are made of -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TipLeg:
+    username: str
+    share: Fraction | None
+    sats: int
+    status: str
+    payment_hash: str | None
+
+
+def tip_legs(split: Split) -> list[TipLeg]:
+    """The tip legs in the order of the recipients (the store keeps legs by position)."""
+    shares = {recipient.username: recipient.share for recipient in split.tip_recipients}
+    return [
+        TipLeg(leg.recipient, shares.get(leg.recipient), leg.sats, leg.status, leg.payment_hash)
+        for leg in split.legs
+        if leg.kind == LegKind.TIP
+    ]
+
+
+@dataclass(frozen=True)
+class IssuedInvoice:
+    """create-invoice's answer: the split, what the page called the sale, and the POS wallet."""
+
+    split: Split
+    currency: str
+    pos_wallet_id: str
+
+    @property
+    def amount(self) -> int:  # the sale total; the same figure as the invoice's satoshis
+        return self.split.invoice_sats
+
+    @property
+    def memo(self) -> str:
+        return self.split.memo or ""
+
+    @property
+    def tip_legs(self) -> list[TipLeg]:
+        return tip_legs(self.split)
+
+    @property
+    def tip_recipient(self) -> str | None:
+        legs = self.tip_legs
+        return legs[0].username if legs else None
+
+
+@dataclass(frozen=True)
+class TipResult:
+    legs: list[TipLeg]
+    total_tip_amount: int
+
+    @property
+    def success(self) -> bool:
+        return all(leg.status == LegStatus.SUCCEEDED for leg in self.legs)
+
+    @property
+    def amounts(self) -> list[int]:
+        return [leg.sats for leg in self.legs]
+
+    @property
+    def recipient_count(self) -> int:
+        return len(self.legs)
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """forward-with-tips' and forward-payment's answer."""
+
+    outcome: ForwardOutcome
+
+    @property
+    def message(self) -> str:
+        if self.outcome.already_processed:
+            return "Payment already forwarded"
+        return "Payment forwarded with tips" if self.outcome.split.has_tip else "Payment forwarded"
+
+    @property
+    def details(self) -> Forwarded:
+        return self
+
+    @property
+    def invoice_hash(self) -> str | None:
+        base = next((leg for leg in self.outcome.split.legs if leg.kind == LegKind.BASE), None)
+        return base.payment_hash if base else None
+
+    @property
+    def tip_result(self) -> TipResult | None:
+        split = self.outcome.split
+        return TipResult(tip_legs(split), split.tip_sats) if split.has_tip else None
+
+    tip_splitting = tip_result  # the same legs, told as counts and amounts
+
+
+# --- the POS answers ------------------------------------------------------------------------------
+
+
+class TipLegSchema(Schema):
+    username = fields.String(required=True)
+    share = ShareField(allow_none=True, metadata={"description": "relative weight"})
+    sats = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": LEG_STATES})
+    payment_hash = fields.String(data_key="paymentHash", allow_none=True)
+
+
+class InvoiceSchema(Schema):
+    payment_request = fields.String(
+        attribute="split.payment_request", data_key="paymentRequest", required=True
+    )
+    payment_hash = fields.String(attribute="split.payment_hash", data_key="paymentHash", required=True)
+    satoshis = fields.Integer(
+        attribute="split.invoice_sats", required=True, metadata={"description": "invoice amount in sats"}
+    )
+    amount = fields.Integer(required=True, metadata={"description": "the sale total in sats"})
+    currency = fields.String(required=True)
+    memo = fields.String(required=True)
+    wallet_id = fields.String(
+        attribute="pos_wallet_id",
+        data_key="walletId",
+        required=True,
+        metadata={"description": "the POS wallet"},
+    )
+    user_wallet_id = fields.String(
+        attribute="split.merchant_wallet_id", data_key="userWalletId", required=True
+    )
+    has_tip = fields.Boolean(attribute="split.has_tip", data_key="hasTip", required=True)
+    tip_amount = fields.Integer(
+        attribute="split.tip_sats",
+        data_key="tipAmount",
+        required=True,
+        metadata={"description": "tip in sats"},
+    )
+    tip_recipient = fields.String(
+        data_key="tipRecipient", allow_none=True, metadata={"description": "the first tip recipient, if any"}
+    )
+    tip_recipients = fields.List(
+        fields.Nested(TipLegSchema), attribute="tip_legs", data_key="tipRecipients", required=True
+    )
+    expires_at = fields.DateTime(attribute="split.expires_at", data_key="expiresAt", required=True)
+
+
+class CreateInvoiceResponseSchema(Schema):
+    success = fields.Boolean(required=True, dump_default=True)
+    invoice = fields.Nested(InvoiceSchema, required=True)
+
+
+class TipResultSchema(Schema):
+    success = fields.Boolean(required=True, metadata={"description": "every tip leg succeeded"})
+    total_tip_amount = fields.Integer(data_key="totalTipAmount", required=True)
+    recipients = fields.List(fields.Nested(TipLegSchema), attribute="legs", required=True)
+
+
+class TipSplittingSchema(Schema):
+    recipient_count = fields.Integer(data_key="recipientCount", required=True)
+    amounts = fields.List(fields.Integer(), required=True, metadata={"description": "sats per tip leg"})
+
+
+class ForwardDetailsSchema(Schema):
+    payment_hash = fields.String(
+        attribute="outcome.split.payment_hash", data_key="paymentHash", required=True
+    )
+    total_amount = fields.Integer(
+        attribute="outcome.split.invoice_sats",
+        data_key="totalAmount",
+        required=True,
+        metadata={"description": "invoice sats"},
+    )
+    forwarded_amount = fields.Integer(
+        attribute="outcome.split.base_sats",
+        data_key="forwardedAmount",
+        required=True,
+        metadata={"description": "base sats for the merchant"},
+    )
+    user_wallet_id = fields.String(
+        attribute="outcome.split.merchant_wallet_id", data_key="userWalletId", required=True
+    )
+    payment_status = fields.String(data_key="paymentStatus", required=True, dump_default="SUCCESS")
+    invoice_hash = fields.String(
+        data_key="invoiceHash", allow_none=True, metadata={"description": "the merchant's forwarding invoice"}
+    )
+    tip_result = fields.Nested(TipResultSchema, data_key="tipResult", allow_none=True)
+    tip_splitting = fields.Nested(TipSplittingSchema, data_key="tipSplitting", allow_none=True)
+    already_processed = fields.Boolean(
+        attribute="outcome.already_processed", data_key="alreadyProcessed", required=True
+    )
+    processed_at = fields.DateTime(
+        attribute="outcome.split.processed_at", data_key="processedAt", allow_none=True
+    )
+
+
+class ForwardResponseSchema(Schema):
+    success = fields.Boolean(required=True, dump_default=True)
+    message = fields.String(required=True)
+    details = fields.Nested(ForwardDetailsSchema, required=True)
+
+
+class LegStatusSchema(Schema):
+    kind = fields.String(required=True, metadata={"description": "base | tip"})
+    recipient = fields.String(required=True, metadata={"description": "merchant wallet id or Blink username"})
+    sats = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": LEG_STATES})
+    payment_hash = fields.String(data_key="paymentHash", allow_none=True)
+    attempts = fields.Integer(required=True)
+    last_error = fields.String(data_key="lastError", allow_none=True)
+    next_attempt_at = fields.DateTime(
+        data_key="nextAttemptAt", allow_none=True, metadata={"description": "when a failed leg is retried"}
+    )
+
+
+class PaymentStatusSchema(Schema):
+    payment_hash = fields.String(data_key="paymentHash", required=True)
+    status = fields.String(
+        required=True, metadata={"description": "pending|paid|forwarding|completed|expired|failed"}
+    )
+    invoice_sats = fields.Integer(data_key="invoiceSats", required=True)
+    base_sats = fields.Integer(data_key="baseSats", required=True)
+    tip_sats = fields.Integer(data_key="tipSats", required=True)
+    tip_percent = NumberField(data_key="tipPercent", allow_none=True)
+    merchant_wallet_id = fields.String(data_key="merchantWalletId", required=True)
+    display_currency = fields.String(data_key="displayCurrency", required=True)
+    memo = fields.String(allow_none=True)
+    created_at = fields.DateTime(data_key="createdAt", required=True)
+    expires_at = fields.DateTime(data_key="expiresAt", required=True)
+    paid_at = fields.DateTime(data_key="paidAt", allow_none=True)
+    processed_at = fields.DateTime(data_key="processedAt", allow_none=True)
+    last_error = fields.String(data_key="lastError", allow_none=True)
+    legs = fields.List(fields.Nested(LegStatusSchema), required=True)
+
+
+class ErrorResponseSchema(Schema):
+    error = fields.String(required=True)
+    code = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+# --- operations and webhooks ----------------------------------------------------------------------
 
 
 class LivenessSchema(Schema):

@@ -16,6 +16,30 @@ webhooks_blueprint = Blueprint("webhooks", __name__)
 
 @webhooks_blueprint.post("/api/blink/webhook")
 def blink_webhook() -> Response:
+    """Blink's Svix-signed payment notification: marks the sale paid.
+    ---
+    post:
+      operationId: blinkWebhook
+      tags: [webhooks]
+      summary: "Blink's Svix-signed payment notification: marks the sale paid"
+      description: The worker forwards, so the answer is fast. Verified over the raw body
+        (HMAC-SHA256, 5-minute tolerance). A redelivery (same svix-id) is answered 200 and ignored.
+      parameters:
+        - {in: header, name: svix-id, required: true, schema: {type: string},
+           description: the delivery id (the same on every redelivery)}
+        - {in: header, name: svix-timestamp, required: true, schema: {type: string},
+           description: Unix seconds}
+        - {in: header, name: svix-signature, required: true, schema: {type: string},
+           description: "space-separated `v1,<base64>` signatures"}
+      requestBody: {required: true, content: {application/json: {schema: BlinkWebhook}}}
+      responses:
+        200:
+          description: Processed or deliberately ignored
+          content: {application/json: {schema: WebhookResult}}
+        401:
+        413:
+        503: "webhook_not_configured (no BLINK_WEBHOOK_SECRET), or database_unavailable"
+    """
     svc = services()
     secret = svc.config.blink_webhook_secret
     if not secret:

@@ -63,9 +63,15 @@ class _MayTimeOut(PaymentError):
 
 
 class ForwardingIncomplete(_MayTimeOut):
-    """Some legs are still unpaid after this attempt; they stay retryable."""
+    """Some legs are still unpaid after this attempt; they stay retryable. ``legs``: their states now."""
 
     code = "forwarding_incomplete"
+
+    def __init__(
+        self, message: str, *, timed_out: bool, legs: tuple = (), details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, timed_out=timed_out, details=details)
+        self.legs = legs
 
 
 class UpstreamUnavailable(_MayTimeOut):
@@ -76,3 +82,11 @@ class UpstreamUnavailable(_MayTimeOut):
 
 class UpstreamRejected(PaymentError):
     code = "blink_rejected"
+
+
+class InvalidBaseAmount(PaymentError):
+    code = "invalid_base_amount"
+
+
+class TipAmountMismatch(PaymentError):
+    code = "tip_amount_mismatch"

@@ -298,7 +298,8 @@ class Forwarder:
         raise ForwardingIncomplete(
             "Some payouts could not be sent yet; they will be retried automatically.",
             timed_out=isinstance(error, BlinkTimeout),
-            details={"retryable": not exhausted, "paymentHash": payment_hash, "legs": leg_summaries(split)},
+            legs=split.legs,
+            details={"retryable": not exhausted, "paymentHash": payment_hash},
         )
 
     def _release_quietly(self, payment_hash: str, owner: str, reason: str) -> None:
@@ -332,19 +333,3 @@ def _retry_scheduled(leg: Leg) -> BlinkError:
 
 def _describe(error: BlinkError) -> str:
     return f"{error.code}: {error.message}"[:500]
-
-
-def leg_summaries(split: Split) -> list[dict]:
-    return [
-        {
-            "kind": str(leg.kind),
-            "recipient": leg.recipient,
-            "sats": leg.sats,
-            "status": str(leg.status),
-            "paymentHash": leg.payment_hash,
-            "attempts": leg.attempts,
-            "lastError": leg.last_error,
-            "nextAttemptAt": leg.next_attempt_at.isoformat() if leg.next_attempt_at else None,
-        }
-        for leg in sorted(split.legs, key=lambda leg: leg.position)
-    ]

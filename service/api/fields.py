@@ -1,0 +1,229 @@
+"""The API's field types and the stable error codes their rules answer with.
+
+Every message a rule can produce is registered with its code (``message``), so a failed load
+tells its code by its messages. Messages never quote the input: an API key must not come back
+in an error. A field's limits sit in its validators or metadata, where the OpenAPI document
+reads them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+from service.domain.normalize import normalize_payment_hash, normalize_username
+from service.payments.memos import MAX_MEMO_BYTES
+
+PAYMENT_HASH_PATTERN = r"^\s*[0-9a-fA-F]{64}\s*$"
+MAX_API_KEY_CHARS = 256
+
+
+class ErrorCode(StrEnum):
+    AMOUNT_REQUIRED = "amount_required"
+    INVALID_AMOUNT = "invalid_amount"
+    AMOUNT_TOO_LARGE = "amount_too_large"
+    API_KEY_REQUIRED = "api_key_required"
+    WALLET_ID_REQUIRED = "wallet_id_required"
+    INVALID_BASE_AMOUNT = "invalid_base_amount"
+    TIP_AMOUNT_MISMATCH = "tip_amount_mismatch"
+    TIP_RECIPIENT_REQUIRED = "tip_recipient_required"
+    INVALID_MERCHANT_API_KEY = "invalid_merchant_api_key"
+    INVALID_USERNAME = "invalid_username"
+    INVALID_TIP_RECIPIENTS = "invalid_tip_recipients"
+    MEMO_TOO_LONG = "memo_too_long"
+    UNSUPPORTED_CURRENCY = "unsupported_currency"
+    PAYMENT_HASH_REQUIRED = "payment_hash_required"
+    INVALID_PAYMENT_HASH = "invalid_payment_hash"
+    INVALID_REQUEST = "invalid_request"
+
+
+# When several rules fail, the first in this order names the error.
+CODE_PRIORITY: tuple[ErrorCode, ...] = (
+    ErrorCode.PAYMENT_HASH_REQUIRED,
+    ErrorCode.INVALID_PAYMENT_HASH,
+    ErrorCode.AMOUNT_REQUIRED,
+    ErrorCode.INVALID_AMOUNT,
+    ErrorCode.AMOUNT_TOO_LARGE,
+    ErrorCode.API_KEY_REQUIRED,
+    ErrorCode.WALLET_ID_REQUIRED,
+    ErrorCode.INVALID_MERCHANT_API_KEY,
+    ErrorCode.INVALID_BASE_AMOUNT,
+    ErrorCode.TIP_AMOUNT_MISMATCH,
+    ErrorCode.TIP_RECIPIENT_REQUIRED,
+    ErrorCode.INVALID_USERNAME,
+    ErrorCode.INVALID_TIP_RECIPIENTS,
+    ErrorCode.MEMO_TOO_LONG,
+    ErrorCode.UNSUPPORTED_CURRENCY,
+)
+
+CODE_OF_MESSAGE: dict[str, ErrorCode] = {}
+
+
+def message(code: ErrorCode, text: str) -> str:
+    """``text`` as the message of a rule whose failure answers ``code``."""
+    CODE_OF_MESSAGE[text] = code
+    return text
+
+
+INVALID_USERNAME = message(
+    ErrorCode.INVALID_USERNAME,
+    "not a valid Blink username (3 to 50 of a-z, 0-9 and _, not starting with 1, 3, bc1 or lnbc1)",
+)
+INVALID_SHARE = message(ErrorCode.INVALID_TIP_RECIPIENTS, "share must be a positive number")
+MEMO_TOO_LONG = message(ErrorCode.MEMO_TOO_LONG, f"memo must be at most {MAX_MEMO_BYTES} bytes of UTF-8")
+PAYMENT_HASH_REQUIRED = message(ErrorCode.PAYMENT_HASH_REQUIRED, "paymentHash is required")
+INVALID_PAYMENT_HASH = message(
+    ErrorCode.INVALID_PAYMENT_HASH, "paymentHash must be 64 hexadecimal characters"
+)
+MEMO_NOT_TEXT = "memo must be valid Unicode text"  # stays invalid_request
+
+
+class NonBlankString(fields.String):
+    """A string that counts as missing (the field's ``required`` error) when empty or only spaces."""
+
+    def __init__(self, *, strip: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strip = strip
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.strip():
+            raise self.make_error("required")
+        return text.strip() if self.strip else text
+
+
+class ApiKeyField(NonBlankString):
+    """A Blink API key: printable ASCII without spaces, as HTTP headers carry it to Blink."""
+
+    def __init__(self, *, data_key: str, **kwargs: Any) -> None:
+        text = message(
+            ErrorCode.INVALID_MERCHANT_API_KEY, f"{data_key} must be printable ASCII without spaces"
+        )
+        shape = validate.Regexp(r"^[!-~]+$", error=text)
+        length = validate.Length(max=MAX_API_KEY_CHARS, error=f"{data_key} is too long")
+        super().__init__(data_key=data_key, validate=[shape, length], **kwargs)
+
+
+class UsernameField(fields.String):
+    """A Blink username, normalised to lowercase; with ``blank_is_none`` an empty string means absent."""
+
+    default_error_messages = {"invalid": INVALID_USERNAME, "invalid_username": INVALID_USERNAME}
+
+    def __init__(self, *, blank_is_none: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.blank_is_none = blank_is_none
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str | None:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if self.blank_is_none and not text.strip():
+            return None
+        username = normalize_username(text)
+        if username is None:
+            raise self.make_error("invalid_username")
+        return username
+
+
+class NumberField(fields.Float):
+    """A JSON number dumped as an int when whole (10, not 10.0), else as the nearest float."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int | float | None:
+        if value is None:
+            return None
+        if getattr(value, "denominator", None) == 1:
+            return int(value)
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            return int(value)
+        return float(value)
+
+
+class DecimalNumber(fields.Decimal):
+    """A decimal loaded exactly; dumped (its bounds in the document too) as a plain JSON number."""
+
+    _serialize = NumberField._serialize
+
+
+class ShareField(NumberField):
+    """A positive weight given as a JSON number, loaded as an exact Fraction.
+
+    Floats go through their shortest repr, so 33.3 is 333/10, not the binary approximation.
+    """
+
+    default_error_messages = {"invalid": INVALID_SHARE}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Fraction:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.make_error("invalid")
+        share = Fraction(value) if isinstance(value, int) else Fraction(repr(value))
+        if share <= 0:
+            raise self.make_error("invalid")
+        return share
+
+
+class MemoField(fields.String):
+    """Free text that Blink can carry: valid Unicode, at most 639 bytes of UTF-8."""
+
+    default_error_messages = {"too_long": MEMO_TOO_LONG, "not_text": MEMO_NOT_TEXT}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate from a JSON \ud800 escape
+            raise self.make_error("not_text") from error
+        if len(encoded) > MAX_MEMO_BYTES:
+            raise self.make_error("too_long")
+        return text
+
+
+class PaymentHashField(NonBlankString):
+    """A payment hash: 64 hex digits (surrounding spaces tolerated), loaded lowercase."""
+
+    default_error_messages = {
+        "required": PAYMENT_HASH_REQUIRED,
+        "null": PAYMENT_HASH_REQUIRED,
+        "invalid": INVALID_PAYMENT_HASH,
+        "bad_hash": INVALID_PAYMENT_HASH,
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"pattern": PAYMENT_HASH_PATTERN, **kwargs.pop("metadata", {})}, **kwargs)
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        payment_hash = normalize_payment_hash(super()._deserialize(value, attr, data, **kwargs))
+        if payment_hash is None:
+            raise self.make_error("bad_hash")
+        return payment_hash
+
+
+class WholeList(fields.List):
+    """A list that loads completely or not at all.
+
+    marshmallow keeps the valid part of a list whose items failed; the cross-field rules must
+    not mistake that part for the whole list.
+    """
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> list:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as error:
+            raise ValidationError(error.messages) from None

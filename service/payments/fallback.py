@@ -1,0 +1,29 @@
+"""forward-payment, the POS page's fallback: only the merchant that created a split may forward it."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+
+from service.domain.errors import MerchantMismatch, SplitNotFound
+from service.payments.forwarding import Forwarder, ForwardOutcome
+from service.payments.inputs import ForwardPaymentRequest
+from service.payments.ports import ForwardingStore
+
+
+def forward_for_merchant(
+    forwarder: Forwarder,
+    store: ForwardingStore,
+    fingerprint: Callable[[str], str],
+    request: ForwardPaymentRequest,
+) -> ForwardOutcome:
+    """Forward the split if the wallet and the key's fingerprint are the stored merchant's."""
+    split = store.get_fresh(request.payment_hash)
+    if split is None:
+        raise SplitNotFound("No invoice with this payment hash was created here.")
+    # Both compared in full, so the answer's timing tells nothing about which one differed.
+    same_wallet = hmac.compare_digest(split.merchant_wallet_id, request.merchant_wallet_id)
+    same_key = hmac.compare_digest(split.merchant_key_fingerprint, fingerprint(request.merchant_api_key))
+    if not (same_wallet and same_key):
+        raise MerchantMismatch("This payment belongs to another merchant wallet or key.")
+    return forwarder.forward(request.payment_hash, source="forward-payment")
