@@ -15,7 +15,10 @@ def json_body() -> dict[str, Any]:
     if not request.is_json:
         raise UnsupportedMediaType()
     # Reading the data enforces MAX_CONTENT_LENGTH (413) before anything is parsed.
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser's stack allows
+        raise BadRequest("invalid_json", "The request body is nested too deeply.") from None
     if body is None:
         raise BadRequest("invalid_json", "The request body is not valid JSON.")
     if not isinstance(body, dict):

@@ -22,6 +22,10 @@ from service.payments.memos import MAX_MEMO_BYTES
 
 PAYMENT_HASH_PATTERN = r"^\s*[0-9a-fA-F]{64}\s*$"
 MAX_API_KEY_CHARS = 256
+# Shares are relative weights; the bounds keep their exact arithmetic small (1e308 or a
+# 4,300-digit integer would be carried through every split and echoed back).
+MIN_SHARE = Fraction(1, 10**6)
+MAX_SHARE = 10**6
 
 
 class ErrorCode(StrEnum):
@@ -37,6 +41,7 @@ class ErrorCode(StrEnum):
     INVALID_USERNAME = "invalid_username"
     INVALID_TIP_RECIPIENTS = "invalid_tip_recipients"
     MEMO_TOO_LONG = "memo_too_long"
+    INVALID_MEMO = "invalid_memo"
     UNSUPPORTED_CURRENCY = "unsupported_currency"
     PAYMENT_HASH_REQUIRED = "payment_hash_required"
     INVALID_PAYMENT_HASH = "invalid_payment_hash"
@@ -59,6 +64,7 @@ CODE_PRIORITY: tuple[ErrorCode, ...] = (
     ErrorCode.INVALID_USERNAME,
     ErrorCode.INVALID_TIP_RECIPIENTS,
     ErrorCode.MEMO_TOO_LONG,
+    ErrorCode.INVALID_MEMO,
     ErrorCode.UNSUPPORTED_CURRENCY,
 )
 
@@ -75,8 +81,11 @@ INVALID_USERNAME = message(
     ErrorCode.INVALID_USERNAME,
     "not a valid Blink username (3 to 50 of a-z, 0-9 and _, not starting with 1, 3, bc1 or lnbc1)",
 )
-INVALID_SHARE = message(ErrorCode.INVALID_TIP_RECIPIENTS, "share must be a positive number")
+INVALID_SHARE = message(
+    ErrorCode.INVALID_TIP_RECIPIENTS, f"share must be a number from {float(MIN_SHARE)} to {MAX_SHARE}"
+)
 MEMO_TOO_LONG = message(ErrorCode.MEMO_TOO_LONG, f"memo must be at most {MAX_MEMO_BYTES} bytes of UTF-8")
+MEMO_HAS_NUL = message(ErrorCode.INVALID_MEMO, "memo must not contain NUL characters")
 PAYMENT_HASH_REQUIRED = message(ErrorCode.PAYMENT_HASH_REQUIRED, "paymentHash is required")
 INVALID_PAYMENT_HASH = message(
     ErrorCode.INVALID_PAYMENT_HASH, "paymentHash must be 64 hexadecimal characters"
@@ -84,7 +93,23 @@ INVALID_PAYMENT_HASH = message(
 MEMO_NOT_TEXT = "memo must be valid Unicode text"  # stays invalid_request
 
 
-class NonBlankString(fields.String):
+class Text(fields.String):
+    """A string Redis, Postgres and Blink can carry: Unicode text (a JSON "\\ud800" escape is not)."""
+
+    default_error_messages = {"not_text": "must be valid Unicode text"}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate
+            raise self.make_error("not_text") from error
+        return text
+
+
+class NonBlankString(Text):
     """A string that counts as missing (the field's ``required`` error) when empty or only spaces."""
 
     def __init__(self, *, strip: bool = False, **kwargs: Any) -> None:
@@ -153,12 +178,16 @@ class DecimalNumber(fields.Decimal):
 
 
 class ShareField(NumberField):
-    """A positive weight given as a JSON number, loaded as an exact Fraction.
+    """A weight given as a JSON number, loaded as an exact Fraction within MIN_SHARE..MAX_SHARE.
 
     Floats go through their shortest repr, so 33.3 is 333/10, not the binary approximation.
     """
 
     default_error_messages = {"invalid": INVALID_SHARE}
+
+    def __init__(self, **kwargs: Any) -> None:
+        bounds = {"minimum": float(MIN_SHARE), "maximum": MAX_SHARE}
+        super().__init__(metadata={**bounds, **kwargs.pop("metadata", {})}, **kwargs)
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
@@ -167,27 +196,25 @@ class ShareField(NumberField):
             raise self.make_error("invalid")
         if isinstance(value, float) and not math.isfinite(value):
             raise self.make_error("invalid")
-        share = Fraction(value) if isinstance(value, int) else Fraction(repr(value))
-        if share <= 0:
+        # Bounded before the Fraction is made: a huge number goes no further than this comparison.
+        if not MIN_SHARE <= value <= MAX_SHARE:
             raise self.make_error("invalid")
-        return share
+        return Fraction(value) if isinstance(value, int) else Fraction(repr(value))
 
 
-class MemoField(fields.String):
-    """Free text that Blink can carry: valid Unicode, at most 639 bytes of UTF-8."""
+class MemoField(Text):
+    """Free text that Blink and Postgres can carry: valid Unicode without NUL, at most 639 bytes."""
 
-    default_error_messages = {"too_long": MEMO_TOO_LONG, "not_text": MEMO_NOT_TEXT}
+    default_error_messages = {"too_long": MEMO_TOO_LONG, "not_text": MEMO_NOT_TEXT, "nul": MEMO_HAS_NUL}
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            encoded = text.encode("utf-8")
-        except UnicodeEncodeError as error:  # a lone surrogate from a JSON \ud800 escape
-            raise self.make_error("not_text") from error
-        if len(encoded) > MAX_MEMO_BYTES:
+        if len(text.encode("utf-8")) > MAX_MEMO_BYTES:
             raise self.make_error("too_long")
+        if "\x00" in text:  # Postgres text cannot hold it
+            raise self.make_error("nul")
         return text
 
 

@@ -42,7 +42,7 @@ def create_invoice():
         200: {description: The invoice, content: {application/json: {schema: CreateInvoiceResponse}}}
         400: "The body broke a rule (`code`: amount_required, invalid_amount, amount_too_large,
           api_key_required, wallet_id_required, tip_amount_mismatch, tip_recipient_required,
-          invalid_username, invalid_tip_recipients, unknown_tip_recipient,
+          invalid_username, invalid_tip_recipients, invalid_memo, unknown_tip_recipient,
           invalid_merchant_api_key, merchant_wallet_mismatch, ...)"
         413:
         415:

@@ -39,6 +39,7 @@ from service.api.fields import (
     NonBlankString,
     PaymentHashField,
     ShareField,
+    Text,
     UsernameField,
     WholeList,
     message,
@@ -210,13 +211,13 @@ class CreateInvoiceSchema(RequestSchema):
         required=True,
         error_messages={"required": API_KEY_REQUIRED, "null": API_KEY_REQUIRED},
     )
-    user_wallet_id = fields.String(
+    user_wallet_id = Text(
         data_key="userWalletId",
         allow_none=True,
         load_default=None,
         validate=validate.Length(max=_MAX_WALLET_ID_CHARS, error="userWalletId is too long"),
     )
-    wallet_id = fields.String(
+    wallet_id = Text(
         data_key="walletId",
         allow_none=True,
         load_default=None,
@@ -362,6 +363,8 @@ class ForwardWithTipsSchema(RequestSchema):
 
     def __init__(self, *, max_invoice_sats: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        text = f"totalAmount must be at most {max_invoice_sats} sats"
+        self.limit("total_amount", max_invoice_sats, ErrorCode.AMOUNT_TOO_LARGE, text)
 
     def build(self, data: dict[str, Any], original: Mapping[str, Any], errors: dict[str, list[str]]) -> Any:
         return (

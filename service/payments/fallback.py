@@ -22,8 +22,13 @@ def forward_for_merchant(
     if split is None:
         raise SplitNotFound("No invoice with this payment hash was created here.")
     # Both compared in full, so the answer's timing tells nothing about which one differed.
-    same_wallet = hmac.compare_digest(split.merchant_wallet_id, request.merchant_wallet_id)
-    same_key = hmac.compare_digest(split.merchant_key_fingerprint, fingerprint(request.merchant_api_key))
+    same_wallet = _same(split.merchant_wallet_id, request.merchant_wallet_id)
+    same_key = _same(split.merchant_key_fingerprint, fingerprint(request.merchant_api_key))
     if not (same_wallet and same_key):
         raise MerchantMismatch("This payment belongs to another merchant wallet or key.")
     return forwarder.forward(request.payment_hash, source="forward-payment")
+
+
+def _same(stored: str, given: str) -> bool:
+    # compare_digest takes str only when ASCII: any wallet id a client sends is compared as bytes.
+    return hmac.compare_digest(stored.encode(), given.encode())

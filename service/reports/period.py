@@ -20,6 +20,9 @@ from service.reports.errors import InvalidDate, InvalidTimezone, RangeTooLarge
 MAX_RANGE_DAYS = 366
 DEFAULT_TIMEZONE = "UTC"
 _DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A day's bounds are computed in any zone (up to 14 h either side of UTC), and date arithmetic
+# stops at year 1 and 9999: the first and last calendar days would overflow.
+FIRST_DAY, LAST_DAY = date(1, 1, 2), date(9999, 12, 30)
 
 
 @cache
@@ -42,9 +45,12 @@ def _parse_day(field: str, text: str) -> date:
     if not _DATE_PATTERN.fullmatch(text):
         raise InvalidDate(f"{field} must be a date written YYYY-MM-DD", {"field": field})
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise InvalidDate(f"{field} is not a calendar date", {"field": field}) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidDate(f"{field} must be between {FIRST_DAY} and {LAST_DAY}", {"field": field})
+    return day
 
 
 @dataclass(frozen=True)
