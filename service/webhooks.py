@@ -49,10 +49,13 @@ class WebhookResult:
     payment_hash: str | None = None
     ignored: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        if self.ignored is not None:
-            return {"ignored": self.ignored}
-        return {"received": True, "paymentHash": self.payment_hash, "status": "paid"}
+    @property
+    def received(self) -> bool | None:
+        return None if self.ignored else True
+
+    @property
+    def status(self) -> str | None:
+        return None if self.ignored else "paid"
 
 
 class SignatureVerifier:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify
 from redis.exceptions import RedisError
 
+from service.api.response_schemas import HealthSchema, LivenessSchema, ReadinessSchema
 from service.context import AppServices, services
 
 health_blueprint = Blueprint("health", __name__)
@@ -34,12 +35,10 @@ class CheckResult:
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": "up" if self.up else "down", "latencyMs": self.latency_ms}
-        if self.reason:
-            body["reason"] = self.reason
-        body.update(self.extra)
-        return body
+    def answer(self) -> dict[str, Any]:
+        """What DependencyCheckSchema dumps; absent keys stay out of the answer."""
+        reason = {"reason": self.reason} if self.reason else {}
+        return {"status": "up" if self.up else "down", "latency_ms": self.latency_ms, **reason, **self.extra}
 
 
 def _elapsed_ms(started: float) -> float:
@@ -58,7 +57,11 @@ def check_postgres(app_services: AppServices) -> CheckResult:
     except StoreUnavailable as exc:
         log.warning("health_postgres_down", extra={"error_type": type(exc).__name__})
         return CheckResult(False, _elapsed_ms(started), "unreachable")
-    extra = {"schemaVersion": version, "expectedSchemaVersion": expected, "pool": pool_report(app_services)}
+    extra = {
+        "schema_version": version,
+        "expected_schema_version": expected,
+        "pool": pool_report(app_services),
+    }
     if version != expected:
         return CheckResult(False, _elapsed_ms(started), "schema_version_mismatch", extra)
     return CheckResult(True, _elapsed_ms(started), None, extra)
@@ -79,10 +82,10 @@ def blink_config_report(app_services: AppServices) -> dict[str, Any]:
     config = app_services.config
     return {
         "status": "configured" if config.blinkpos_api_key and config.blinkpos_btc_wallet_id else "missing",
-        "apiHost": urlsplit(config.blink_api_url).hostname,
-        "posWalletConfigured": bool(config.blinkpos_btc_wallet_id),
-        "posApiKeyConfigured": bool(config.blinkpos_api_key),
-        "webhookSecretConfigured": bool(config.blink_webhook_secret),
+        "api_host": urlsplit(config.blink_api_url).hostname,
+        "pos_wallet_configured": bool(config.blinkpos_btc_wallet_id),
+        "pos_api_key_configured": bool(config.blinkpos_api_key),
+        "webhook_secret_configured": bool(config.blink_webhook_secret),
     }
 
 
@@ -103,9 +106,9 @@ def worker_report(app_services: AppServices) -> dict[str, Any]:
     from service.worker import heartbeat_age_seconds
 
     try:
-        return {"heartbeatAgeSeconds": heartbeat_age_seconds(app_services.db)}
+        return {"heartbeat_age_seconds": heartbeat_age_seconds(app_services.db)}
     except StoreUnavailable:
-        return {"heartbeatAgeSeconds": None}
+        return {"heartbeat_age_seconds": None}
 
 
 @health_blueprint.get("/livez")
@@ -119,7 +122,7 @@ def livez() -> Response:
       responses:
         200: {description: Alive, content: {application/json: {schema: Liveness}}}
     """
-    return jsonify({"status": "alive"})
+    return jsonify(LivenessSchema().dump({"status": "alive"}))
 
 
 @health_blueprint.get("/readyz")
@@ -136,8 +139,10 @@ def readyz() -> tuple[Response, int]:
     """
     postgres = check_postgres(services())
     if postgres.up:
-        return jsonify({"status": "ready"}), 200
-    return jsonify({"status": "not_ready", "reason": f"postgres_{postgres.reason}"}), 503
+        return jsonify(ReadinessSchema().dump({"status": "ready"})), 200
+    return jsonify(
+        ReadinessSchema().dump({"status": "not_ready", "reason": f"postgres_{postgres.reason}"})
+    ), 503
 
 
 @health_blueprint.get("/api/health")
@@ -166,16 +171,16 @@ def api_health() -> tuple[Response, int]:
         status, http_status = "healthy", 200
     body = {
         "status": status,
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": datetime.now(UTC),
         "uptime": round(app_services.uptime_seconds(), 3),
         "version": __version__,
-        "responseTime": _elapsed_ms(started),
+        "response_time": _elapsed_ms(started),
         "checks": {
-            "redis": redis.as_json(),
-            "postgres": postgres.as_json(),
-            "blinkConfig": blink_config_report(app_services),
+            "redis": redis.answer(),
+            "postgres": postgres.answer(),
+            "blink_config": blink_config_report(app_services),
         },
         # The background worker's liveness (informative: the API serves without it).
-        "worker": worker_report(app_services) if postgres.up else {"heartbeatAgeSeconds": None},
+        "worker": worker_report(app_services) if postgres.up else {"heartbeat_age_seconds": None},
     }
-    return jsonify(body), http_status
+    return jsonify(HealthSchema().dump(body)), http_status

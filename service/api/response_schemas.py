@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, post_dump, validate
 
 from service.api.fields import NumberField, ShareField
 from service.domain.model import LegKind, LegStatus, Split
@@ -343,3 +343,7 @@ class WebhookResultSchema(Schema):
     payment_hash = fields.String(data_key="paymentHash")
     status = fields.String(validate=validate.OneOf(["paid"]))
     ignored = fields.String(metadata={"description": "duplicate_delivery, unknown_payment_hash, ..."})
+
+    @post_dump
+    def _only_what_applies(self, answer: dict, **kwargs: object) -> dict:
+        return {key: value for key, value in answer.items() if value is not None}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from service.api.response_schemas import WebhookResultSchema
 from service.context import services
 from service.errors import ServiceUnavailable, Unauthorized
 from service.webhooks import InvalidSignature, SignatureVerifier, WebhookProcessor
@@ -52,4 +53,4 @@ def blink_webhook() -> Response:
     processor = WebhookProcessor(
         svc.store, svc.redis, svc.config.blinkpos_btc_wallet_id, observer=svc.metrics.observe_webhook
     )
-    return jsonify(processor.process(delivery).as_json())
+    return jsonify(WebhookResultSchema().dump(processor.process(delivery)))
