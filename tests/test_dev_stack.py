@@ -31,11 +31,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 class DevRun:
     """One `python -m service dev` in a process group of its own, as a terminal runs it."""
 
-    def __init__(self, dev_dir: Path, log_path: Path) -> None:
+    def __init__(self, dev_dir: Path, log_path: Path, *args: str) -> None:
         self.log_path = log_path
         with log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "service", "dev", "--dev-dir", str(dev_dir)],
+                [sys.executable, "-m", "service", "dev", "--dev-dir", str(dev_dir), *args],
                 cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
@@ -92,13 +92,15 @@ def dev_dir() -> Iterator[Path]:
 def test_dev_restarts_on_its_data_and_the_banner_sale_is_forwarded_by_itself(
     dev_dir: Path, tmp_path: Path
 ) -> None:
-    first = DevRun(dev_dir, tmp_path / "first.log")
+    # Not the usual 8080, which a concurrent run may hold; the second run is given no port.
+    first = DevRun(dev_dir, tmp_path / "first.log", "--port", str(free_port()))
     try:
         demo = subprocess.run(
             [sys.executable, "-m", "service", "demo", "--dev-dir", str(dev_dir)],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
         )
         merchant_key = first.banner_line("demo merchant")
+        service_line = first.banner_line("service ")
     finally:
         stopped = first.ctrl_c()
     assert demo.returncode == 0, demo.stdout + demo.stderr
@@ -111,6 +113,7 @@ def test_dev_restarts_on_its_data_and_the_banner_sale_is_forwarded_by_itself(
     second = DevRun(dev_dir, tmp_path / "second.log")
     try:
         assert second.banner_line("demo merchant") == merchant_key, "the simulator's bank came back"
+        assert second.banner_line("service ") == service_line, "the same port as the last run"
         make_sale = second.banner_line("hash=$(curl")
         pay = second.banner_line("curl -s -X POST")
         paid = subprocess.run(["bash", "-c", f"set -e; {make_sale}; {pay}; echo; echo \"$hash\""],
@@ -126,10 +129,12 @@ def test_dev_restarts_on_its_data_and_the_banner_sale_is_forwarded_by_itself(
         assert [leg["status"] for leg in status["legs"]] == ["succeeded", "succeeded"]
 
         operator = subprocess.run(
-            ["bash", "-c", f"set -a; . {dev_dir / 'env'}; set +a; {sys.executable} -m service splits failed"],
+            ["bash", "-c", f"set -a; . {dev_dir / 'env'}; set +a; "
+             f"{sys.executable} -m service config check && {sys.executable} -m service splits failed"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
         )
         assert operator.returncode == 0, operator.stdout + operator.stderr
+        assert "configuration ok" in operator.stdout, "every required setting is in .dev/env"
         assert "no splits need attention" in operator.stdout
     finally:
         output = second.ctrl_c()
@@ -163,3 +168,12 @@ def test_the_simulator_keeps_its_bank_in_the_state_file_across_a_restart(tmp_pat
         assert len(sim.ledger()) == 2
     finally:
         process.stop()
+
+
+def test_demo_without_a_stack_says_so_in_one_line(tmp_path: Path) -> None:
+    demo = subprocess.run(
+        [sys.executable, "-m", "service", "demo", "--dev-dir", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert demo.returncode == 1
+    assert demo.stderr.count("\n") == 1 and "python -m service dev" in demo.stderr
