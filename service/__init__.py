@@ -138,6 +138,7 @@ def attach_payment_services(services: AppServices) -> None:
             lease_seconds=config.forward_lease_seconds,
             leg_max_attempts=config.leg_max_attempts,
             instance_id=instance_id(),
+            leg_concurrency=config.forward_leg_concurrency,
         ),
         observer=services.metrics.observe_forward,
     )

@@ -48,6 +48,7 @@ class Config:
     blink_connect_timeout_seconds: float = 3.0
     blink_read_timeout_seconds: float = 15.0
     forward_lease_seconds: int = 300
+    forward_leg_concurrency: int = 8
     leg_max_attempts: int = 10
     rate_limit_per_wallet_per_minute: int = 60
     rate_limit_per_ip_per_minute: int = 120
@@ -218,6 +219,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("BLINK_CONNECT_TIMEOUT_SECONDS", _positive_seconds, 3.0),
     _Spec("BLINK_READ_TIMEOUT_SECONDS", _positive_seconds, 15.0),
     _Spec("FORWARD_LEASE_SECONDS", _positive_int, 300),
+    _Spec("FORWARD_LEG_CONCURRENCY", _positive_int, 8),
     _Spec("LEG_MAX_ATTEMPTS", _positive_int, 10),
     _Spec("RATE_LIMIT_PER_WALLET_PER_MINUTE", _positive_int, 60),
     _Spec("RATE_LIMIT_PER_IP_PER_MINUTE", _positive_int, 120),

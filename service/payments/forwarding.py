@@ -39,6 +39,7 @@ from service.domain.errors import (
 )
 from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus
 from service.payments import memos
+from service.payments.parallel import run_each
 from service.payments.ports import ForwardingLocks, ForwardingStore
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class ForwardSettings:
     lease_seconds: int
     leg_max_attempts: int
     instance_id: str
+    # Legs of one split paid side by side (FORWARD_LEG_CONCURRENCY).
+    leg_concurrency: int = 8
 
 
 @dataclass(frozen=True)
@@ -169,24 +172,20 @@ class Forwarder:
 
     def _pay_claimed(self, split: Split, owner: str) -> ForwardOutcome:
         payment_hash = split.payment_hash
-        last_error: BlinkError | None = None
+        legs = sorted(split.legs, key=lambda leg: leg.position)
+        unpaid = [leg for leg in legs if leg.status != LegStatus.SUCCEEDED]
+        due = [leg for leg in unpaid if self._is_due(leg)]
+        # A failed leg waits out its backoff, however often the POS page asks: retries stay
+        # spaced and its attempt budget is not burnt in seconds.
+        waiting = [_retry_scheduled(leg) for leg in unpaid if not self._is_due(leg)]
         try:
-            for leg in sorted(split.legs, key=lambda leg: leg.position):
-                if leg.status == LegStatus.SUCCEEDED:
-                    continue
-                if not self._is_due(leg):
-                    # A failed leg waits out its backoff, however often the POS page asks:
-                    # retries stay spaced and its attempt budget is not burnt in seconds.
-                    last_error = last_error or _retry_scheduled(leg)
-                    continue
-                error = self._pay_leg(split, leg)
-                if error is not None:
-                    last_error = error
+            errors = [error for error in self._pay_legs(split, due) if error is not None]
         except BaseException:
             # Anything unexpected (Postgres gone, a bug): hand the split back for the worker.
             self._release_quietly(payment_hash, owner, "forwarding interrupted")
             raise
 
+        last_error = errors[-1] if errors else (waiting[0] if waiting else None)
         if last_error is None:
             try:
                 completed = self._store.complete(payment_hash, owner)
@@ -205,8 +204,14 @@ class Forwarder:
             return True
         return leg.next_attempt_at <= self._now()
 
+    def _pay_legs(self, split: Split, legs: list[Leg]) -> list[BlinkError | None]:
+        """Every due leg side by side, each invoiced once and then paid; one slow or failing
+        leg delays or fails only itself. Returns each leg's Blink error (None when paid)."""
+        return run_each(lambda leg: self._pay_leg(split, leg), legs, self._settings.leg_concurrency)
+
     def _pay_leg(self, split: Split, leg: Leg) -> BlinkError | None:
-        """Pay one leg; returns the Blink error when it stays unpaid (already recorded)."""
+        """One leg: its invoice created and committed once, then paid. Returns the Blink error
+        when it stays unpaid (already recorded)."""
         try:
             if leg.payment_request is None:
                 leg = self._invoice_leg(split, leg)
