@@ -22,8 +22,8 @@ from tests.fixtures.servers import REPO_ROOT
 
 @pytest.fixture
 def one_try_app(clean_db: str, clean_redis: str, sim_clean: SimControl, sale_config):
-    """Legs get a single attempt: the first failure makes the split `failed`."""
-    config = sale_config(leg_max_attempts=1)
+    """Legs get a single attempt (the first failure makes the split `failed`), one after another."""
+    config = sale_config(leg_max_attempts=1, forward_leg_concurrency=1)  # the fault hits the base
     app = create_app(config)
     yield app, config
     app.extensions["blinkpos"].close()
