@@ -74,7 +74,7 @@ class Metrics:
         )
         self.leg_failures = Counter(
             "blinkpos_forward_leg_failures_total",
-            "Failed leg payment attempts by reason (the Blink error class: unavailable, timeout, ...)",
+            "Failed leg payment attempts by reason: timeout, unavailable, rejected, unauthorized, pending",
             ["reason"],
             registry=r,
         )

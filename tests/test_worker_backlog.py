@@ -80,6 +80,13 @@ def test_leg_failures_are_counted_by_a_bounded_reason(
     assert sample(services, "blinkpos_forward_leg_failures_total", reason="timeout") == 1
     assert sample(services, "blinkpos_forward_leg_failures_total", reason="rejected") is None
 
+    # Blink holding a payment in flight is counted as pending, not as Blink being unavailable.
+    paid_sale(app, sim, merchant, tipee)
+    sim.fault("lnInvoicePaymentSend", "pending", count=1)
+    Worker.from_services(services).run_once()
+    assert sample(services, "blinkpos_forward_leg_failures_total", reason="pending") == 1
+    assert sample(services, "blinkpos_forward_leg_failures_total", reason="unavailable") is None
+
 
 def test_every_cycle_stamps_the_loop_and_touches_the_heartbeat_file(make_app, tmp_path: Path) -> None:
     app = make_app()

@@ -44,6 +44,10 @@ from service.payments.ports import ForwardingLocks, ForwardingStore
 
 log = logging.getLogger(__name__)
 
+# A leg Blink holds in flight is retried like a failure, but counted apart: it is not an error.
+PENDING_CODE = "payment_pending"
+PENDING_REASON = "pending"
+
 # Statuses whose payment must be confirmed at Blink before anything moves. An expired split
 # is asked too: a customer may pay in the last second, and a paid invoice is never left behind.
 _ASK_BLINK = {SplitStatus.PENDING, SplitStatus.EXPIRED}
@@ -238,7 +242,7 @@ class Forwarder:
             return None
         # PENDING: Blink holds the payment in flight. Paying the same invoice later is safe, so
         # the leg is retried like a failure and will answer SUCCESS or ALREADY_PAID then.
-        pending = BlinkUnavailable("payment pending at Blink", code="payment_pending", operation="pay")
+        pending = BlinkUnavailable("payment pending at Blink", code=PENDING_CODE, operation="pay")
         self._record_leg_failure(leg, pending)
         return pending
 
@@ -278,7 +282,7 @@ class Forwarder:
         next_attempt = None if exhausted else self._now() + retry_delay(attempts)
         self._store.mark_leg_failed(leg.id, _describe(error), next_attempt)
         self._observe("leg", "failed")
-        self._observe("leg_failure", outcome_of(error))
+        self._observe("leg_failure", PENDING_REASON if error.code == PENDING_CODE else outcome_of(error))
         log.warning(
             "leg_failed",
             extra={"leg_id": leg.id, "kind": str(leg.kind), "error_code": error.code, "attempts": attempts},
