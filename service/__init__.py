@@ -23,6 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
     from service.api.metrics import init_request_metrics, metrics_blueprint
     from service.api.openapi import openapi_blueprint
     from service.api.payments import payments_blueprint
+    from service.api.recipients import recipients_blueprint
     from service.api.reports import reports_blueprint
     from service.api.webhooks import webhooks_blueprint
     from service.errors import register_error_handlers
@@ -46,6 +47,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_request_metrics(app, app.extensions[EXTENSION_KEY].metrics)
     app.register_blueprint(health_blueprint)
     app.register_blueprint(payments_blueprint)
+    app.register_blueprint(recipients_blueprint)
     app.register_blueprint(reports_blueprint)
     app.register_blueprint(webhooks_blueprint)
     app.register_blueprint(metrics_blueprint)
@@ -141,6 +143,31 @@ def attach_payment_services(services: AppServices) -> None:
             leg_concurrency=config.forward_leg_concurrency,
         ),
         observer=services.metrics.observe_forward,
+    )
+    attach_recipient_resolver(services)
+
+
+def attach_recipient_resolver(services: AppServices) -> None:
+    """The LNURL payer and the recipient resolver (DESIGN 8) over the open Redis and Blink client."""
+    from service.lnurl import FeePolicy, LnurlPayer, RecipientResolver, SafeFetcher
+    from service.lnurl.resolver import blink_user_check
+    from service.store.lnurl_cache import PayRequestCache
+
+    config = services.config
+    fetcher = SafeFetcher(
+        timeout_seconds=config.lnurl_timeout_seconds,
+        max_bytes=config.lnurl_max_response_bytes,
+        insecure_hosts=config.lnurl_insecure_hosts,
+    )
+    services.lnurl_payer = LnurlPayer(fetcher, min_seconds_left=config.lnurl_invoice_min_seconds_left)
+    services.recipients = RecipientResolver(
+        services.lnurl_payer,
+        fees=FeePolicy(config.lnurl_fee_reserve_percent, config.lnurl_fee_reserve_min_sats),
+        cache=PayRequestCache(services.redis, config.lnurl_cache_seconds),
+        blink_domains=config.blink_lightning_domains,
+        insecure_hosts=config.lnurl_insecure_hosts,
+        blink_user_check=blink_user_check(services.blink.default_btc_wallet),
+        observer=services.metrics.observe_lnurl,
     )
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported for annotations only: nothing is imported or opene
     from redis import Redis
 
     from service.blink import BlinkClient
+    from service.lnurl import LnurlPayer, RecipientResolver
     from service.metrics import Metrics
     from service.payments.forwarding import Forwarder
     from service.payments.invoices import InvoiceService
@@ -49,6 +50,9 @@ class AppServices:
     limiter: RateLimiter | None = None
     invoices: InvoiceService | None = None
     forwarder: Forwarder | None = None
+    # LNURL-pay (service/lnurl), attached by service.attach_recipient_resolver.
+    lnurl_payer: LnurlPayer | None = None
+    recipients: RecipientResolver | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     # Extra resources with a close() (added by later features); closed in reverse order.
     closeables: list[Any] = field(default_factory=list)

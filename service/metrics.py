@@ -141,6 +141,12 @@ class Metrics:
             ["answer"],
             registry=r,
         )
+        self.lnurl_resolutions = Counter(
+            "blinkpos_lnurl_resolutions_total",
+            "Recipient resolutions by outcome (resolved, cached, failed) and reason (why it failed)",
+            ["outcome", "reason"],
+            registry=r,
+        )
         self._cache_seen: dict[str, int] = {}
         self._cache_lock = threading.Lock()
 
@@ -150,6 +156,10 @@ class Metrics:
         """BlinkClient's observer(operation, seconds, outcome)."""
         self.blink_latency.labels(operation, outcome).observe(seconds)
         self.blink_calls.labels(operation, outcome).inc()
+
+    def observe_lnurl(self, outcome: str, reason: str) -> None:
+        """RecipientResolver's observer(outcome, reason); reasons are a fixed set of labels."""
+        self.lnurl_resolutions.labels(outcome, reason).inc()
 
     def observe_forward(self, event: str, outcome: str) -> None:
         """Forwarder's observer(event, outcome): event "forward", "leg" or "leg_failure" (outcome: reason)."""
