@@ -50,21 +50,21 @@ class Snapshots:
         self._failed = False
 
     def save(self) -> None:
-        buffer = io.BytesIO()
-        pickler = pickle.Pickler(buffer)
-        pickler.dispatch_table = {**copyreg.dispatch_table, PrivateKey: _reduce_key}
-        with self._state._lock:  # the bank's own lock: no transfer is half-recorded in the copy
-            pickler.dump(_picklable(self._state))
-        data = buffer.getvalue()
+        # One writer at a time, from copy to rename: two requests saving at once must not let the
+        # older copy land last and take back what the newer one recorded (an account, a payment).
         with self._write_lock:
+            buffer = io.BytesIO()
+            pickler = pickle.Pickler(buffer)
+            pickler.dispatch_table = {**copyreg.dispatch_table, PrivateKey: _reduce_key}
+            with self._state._lock:  # the bank's own lock: no transfer is half-recorded in the copy
+                pickler.dump(_picklable(self._state))
             temporary = self._path.with_name(self._path.name + ".tmp")
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                handle.write(buffer.getvalue())
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self._path)
-
 
     def save_or_say(self) -> None:
         """Save; a failure costs the saved copy, never the request, and is reported once."""
