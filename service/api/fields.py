@@ -29,44 +29,26 @@ MAX_SHARE = 10**6
 
 
 class ErrorCode(StrEnum):
+    """The codes of the 400s; when several rules fail, the first in this order names the error."""
+
+    PAYMENT_HASH_REQUIRED = "payment_hash_required"
+    INVALID_PAYMENT_HASH = "invalid_payment_hash"
     AMOUNT_REQUIRED = "amount_required"
     INVALID_AMOUNT = "invalid_amount"
     AMOUNT_TOO_LARGE = "amount_too_large"
     API_KEY_REQUIRED = "api_key_required"
     WALLET_ID_REQUIRED = "wallet_id_required"
+    INVALID_MERCHANT_API_KEY = "invalid_merchant_api_key"
     INVALID_BASE_AMOUNT = "invalid_base_amount"
     TIP_AMOUNT_MISMATCH = "tip_amount_mismatch"
     TIP_RECIPIENT_REQUIRED = "tip_recipient_required"
-    INVALID_MERCHANT_API_KEY = "invalid_merchant_api_key"
     INVALID_USERNAME = "invalid_username"
     INVALID_TIP_RECIPIENTS = "invalid_tip_recipients"
     MEMO_TOO_LONG = "memo_too_long"
     INVALID_MEMO = "invalid_memo"
     UNSUPPORTED_CURRENCY = "unsupported_currency"
-    PAYMENT_HASH_REQUIRED = "payment_hash_required"
-    INVALID_PAYMENT_HASH = "invalid_payment_hash"
-    INVALID_REQUEST = "invalid_request"
+    INVALID_REQUEST = "invalid_request"  # no rule of its own matched: the first message names it
 
-
-# When several rules fail, the first in this order names the error.
-CODE_PRIORITY: tuple[ErrorCode, ...] = (
-    ErrorCode.PAYMENT_HASH_REQUIRED,
-    ErrorCode.INVALID_PAYMENT_HASH,
-    ErrorCode.AMOUNT_REQUIRED,
-    ErrorCode.INVALID_AMOUNT,
-    ErrorCode.AMOUNT_TOO_LARGE,
-    ErrorCode.API_KEY_REQUIRED,
-    ErrorCode.WALLET_ID_REQUIRED,
-    ErrorCode.INVALID_MERCHANT_API_KEY,
-    ErrorCode.INVALID_BASE_AMOUNT,
-    ErrorCode.TIP_AMOUNT_MISMATCH,
-    ErrorCode.TIP_RECIPIENT_REQUIRED,
-    ErrorCode.INVALID_USERNAME,
-    ErrorCode.INVALID_TIP_RECIPIENTS,
-    ErrorCode.MEMO_TOO_LONG,
-    ErrorCode.INVALID_MEMO,
-    ErrorCode.UNSUPPORTED_CURRENCY,
-)
 
 CODE_OF_MESSAGE: dict[str, ErrorCode] = {}
 

@@ -88,7 +88,7 @@ def forward_with_tips():
     outcome = svc.forwarder.forward(
         asked.payment_hash, source="forward-with-tips", client_total_sats=asked.client_total_sats
     )
-    return jsonify(ForwardResponseSchema().dump(Forwarded(outcome)))
+    return jsonify(ForwardResponseSchema().dump(Forwarded(outcome.split, outcome.already_processed)))
 
 
 @payments_blueprint.post("/api/blink/forward-payment")
@@ -119,7 +119,7 @@ def forward_payment():
     svc = services()
     asked = parse.forward_payment_schema().parse(json_body())
     outcome = forward_for_merchant(svc.forwarder, svc.store, svc.keybox.fingerprint, asked)
-    return jsonify(ForwardResponseSchema().dump(Forwarded(outcome)))
+    return jsonify(ForwardResponseSchema().dump(Forwarded(outcome.split, outcome.already_processed)))
 
 
 @payments_blueprint.get("/api/payment-status/<payment_hash>")

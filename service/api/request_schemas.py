@@ -3,7 +3,7 @@
 ``schema.parse(body)`` returns a dataclass from ``service.payments.inputs`` or raises
 ValidationFailed (a 400) whose ``code`` is stable: clients branch on it. Every broken rule,
 field or cross-field, leaves its message in ``details.fields``; the highest-ranked one
-(``CODE_PRIORITY``) decides ``code`` and the human ``error`` text.
+(the order of ``ErrorCode``) decides ``code`` and the human ``error`` text.
 
 Decisions on what the POS page may send:
 - Amounts are strict JSON integers of sats: ``1.5``, ``"100"`` and ``true`` are refused (the
@@ -31,7 +31,6 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from service.api.fields import (
     CODE_OF_MESSAGE,
-    CODE_PRIORITY,
     ApiKeyField,
     DecimalNumber,
     ErrorCode,
@@ -146,7 +145,7 @@ class RequestSchema(Schema):
             for texts in by_field.values()
             for text in texts
         ]
-        for code in CODE_PRIORITY:
+        for code in ErrorCode:
             for message_code, text in coded:
                 if message_code is code:
                     return ValidationFailed(code, text, by_field)

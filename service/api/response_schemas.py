@@ -84,16 +84,14 @@ class TipResult:
 
 
 @dataclass(frozen=True)
-class Forwarded:
-    """forward-with-tips' and forward-payment's answer."""
-
-    outcome: ForwardOutcome
+class Forwarded(ForwardOutcome):
+    """forward-with-tips' and forward-payment's answer: the outcome, and what the page shows of it."""
 
     @property
     def message(self) -> str:
-        if self.outcome.already_processed:
+        if self.already_processed:
             return "Payment already forwarded"
-        return "Payment forwarded with tips" if self.outcome.split.has_tip else "Payment forwarded"
+        return "Payment forwarded with tips" if self.split.has_tip else "Payment forwarded"
 
     @property
     def details(self) -> Forwarded:
@@ -101,13 +99,12 @@ class Forwarded:
 
     @property
     def invoice_hash(self) -> str | None:
-        base = next((leg for leg in self.outcome.split.legs if leg.kind == LegKind.BASE), None)
+        base = next((leg for leg in self.split.legs if leg.kind == LegKind.BASE), None)
         return base.payment_hash if base else None
 
     @property
     def tip_result(self) -> TipResult | None:
-        split = self.outcome.split
-        return TipResult(tip_legs(split), split.tip_sats) if split.has_tip else None
+        return TipResult(tip_legs(self.split), self.split.tip_sats) if self.split.has_tip else None
 
     tip_splitting = tip_result  # the same legs, told as counts and amounts
 
@@ -176,23 +173,21 @@ class TipSplittingSchema(Schema):
 
 
 class ForwardDetailsSchema(Schema):
-    payment_hash = fields.String(
-        attribute="outcome.split.payment_hash", data_key="paymentHash", required=True
-    )
+    payment_hash = fields.String(attribute="split.payment_hash", data_key="paymentHash", required=True)
     total_amount = fields.Integer(
-        attribute="outcome.split.invoice_sats",
+        attribute="split.invoice_sats",
         data_key="totalAmount",
         required=True,
         metadata={"description": "invoice sats"},
     )
     forwarded_amount = fields.Integer(
-        attribute="outcome.split.base_sats",
+        attribute="split.base_sats",
         data_key="forwardedAmount",
         required=True,
         metadata={"description": "base sats for the merchant"},
     )
     user_wallet_id = fields.String(
-        attribute="outcome.split.merchant_wallet_id", data_key="userWalletId", required=True
+        attribute="split.merchant_wallet_id", data_key="userWalletId", required=True
     )
     payment_status = fields.String(data_key="paymentStatus", required=True, dump_default="SUCCESS")
     invoice_hash = fields.String(
@@ -200,12 +195,8 @@ class ForwardDetailsSchema(Schema):
     )
     tip_result = fields.Nested(TipResultSchema, data_key="tipResult", allow_none=True)
     tip_splitting = fields.Nested(TipSplittingSchema, data_key="tipSplitting", allow_none=True)
-    already_processed = fields.Boolean(
-        attribute="outcome.already_processed", data_key="alreadyProcessed", required=True
-    )
-    processed_at = fields.DateTime(
-        attribute="outcome.split.processed_at", data_key="processedAt", allow_none=True
-    )
+    already_processed = fields.Boolean(data_key="alreadyProcessed", required=True)
+    processed_at = fields.DateTime(attribute="split.processed_at", data_key="processedAt", allow_none=True)
 
 
 class ForwardResponseSchema(Schema):
