@@ -23,6 +23,7 @@ from service.blink import (
     BlinkRejected,
     BlinkTimeout,
     BlinkUnavailable,
+    Invoice,
     InvoiceStatus,
     PaymentStatus,
     outcome_of,
@@ -123,21 +124,23 @@ class Forwarder:
             )
         if split.status == SplitStatus.COMPLETED:
             return ForwardOutcome(split, already_processed=True)
-        if split.status in _ASK_BLINK:
-            split = self._confirm_paid(split, source)
+        # A split a verified webhook (or the worker) already marked paid needs no Blink call.
+        unconfirmed = split.status in _ASK_BLINK
+        if unconfirmed:
+            self._confirm_paid(split)
 
         token = self._locks.acquire(payment_hash)
         if token is False:
             raise ForwardingInProgress("This payment is being forwarded right now.")
         try:
-            return self._forward_claimed(payment_hash)
+            return self._forward_claimed(payment_hash, paid_source=source if unconfirmed else None)
         finally:
             if token:
                 self._locks.release(payment_hash, token)
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _confirm_paid(self, split: Split, source: str) -> Split:
+    def _confirm_paid(self, split: Split) -> None:
         try:
             status = self._blink.invoice_status(split.payment_hash)
         except BlinkUnavailable as exc:
@@ -157,11 +160,15 @@ class Forwarder:
                 "The invoice has not been paid yet; nothing was forwarded.",
                 details={"paymentStatus": str(status)},
             )
-        return self._store.mark_paid(split.payment_hash, source)
 
-    def _forward_claimed(self, payment_hash: str) -> ForwardOutcome:
+    def _forward_claimed(self, payment_hash: str, paid_source: str | None) -> ForwardOutcome:
+        """Claims the split (marking it paid in the same statement when Blink just said so)."""
         owner = f"{self._settings.instance_id}:{uuid.uuid4().hex[:12]}"
-        split = self._store.claim(payment_hash, owner, self._settings.lease_seconds)
+        lease = self._settings.lease_seconds
+        if paid_source is None:
+            split = self._store.claim(payment_hash, owner, lease)
+        else:
+            split = self._store.mark_paid_and_claim(payment_hash, paid_source, owner, lease)
         if split is None:
             current = self._store.get_fresh(payment_hash)
             if current is not None and current.status == SplitStatus.COMPLETED:
@@ -183,7 +190,9 @@ class Forwarder:
         # spaced and its attempt budget is not burnt in seconds.
         waiting = [_retry_scheduled(leg) for leg in unpaid if not self._is_due(leg)]
         try:
-            errors = [error for error in self._pay_legs(split, due) if error is not None]
+            paid, errors = self._pay_legs(split, due)
+            if paid and (errors or waiting):
+                self._store.mark_legs_succeeded(paid)
         except BaseException:
             # Anything unexpected (Postgres gone, a bug): hand the split back for the worker.
             self._release_quietly(payment_hash, owner, "forwarding interrupted")
@@ -192,7 +201,8 @@ class Forwarder:
         last_error = errors[-1] if errors else (waiting[0] if waiting else None)
         if last_error is None:
             try:
-                completed = self._store.complete(payment_hash, owner)
+                # The paid legs are marked and the split completed in one transaction.
+                completed = self._store.complete(payment_hash, owner, paid)
             except SplitNotCompletable as exc:
                 # Our lease ran out mid-way and another holder took the split: completing is
                 # its job now (every leg we paid is recorded and will not be paid again).
@@ -208,22 +218,46 @@ class Forwarder:
             return True
         return leg.next_attempt_at <= self._now()
 
-    def _pay_legs(self, split: Split, legs: list[Leg]) -> list[BlinkError | None]:
-        """Every due leg side by side, each invoiced once and then paid; one slow or failing
-        leg delays or fails only itself. Returns each leg's Blink error (None when paid)."""
-        return run_each(lambda leg: self._pay_leg(split, leg), legs, self._settings.leg_concurrency)
+    def _pay_legs(self, split: Split, legs: list[Leg]) -> tuple[list[int], list[BlinkError]]:
+        """Every due leg invoiced once and then paid, the legs side by side; one slow or failing
+        leg delays or fails only itself. Returns the ids of the legs paid (not yet marked
+        succeeded: the caller does that in its closing transaction) and the Blink errors of the
+        rest (already recorded on their legs)."""
+        width = self._settings.leg_concurrency
+        fresh = [leg for leg in legs if leg.payment_request is None]
+        made = run_each(lambda leg: self._new_invoice(split, leg), fresh, width)
+        errors: list[BlinkError] = []
+        invoices: dict[int, tuple[str, str]] = {}
+        for leg, invoice in zip(fresh, made, strict=True):
+            if isinstance(invoice, BlinkError):
+                self._record_leg_failure(leg, invoice, leg.attempts + 1)
+                errors.append(invoice)
+            else:
+                invoices[leg.id] = (invoice.payment_request, invoice.payment_hash)
+        ready = [leg.id for leg in legs if leg.payment_request is not None or leg.id in invoices]
+        # One transaction commits the new invoices and marks the legs sending before any is
+        # paid; a leg another holder invoiced first comes back with that (stored) invoice.
+        sending = self._store.start_sending(split.payment_hash, invoices, ready) if ready else []
+        sent = run_each(lambda leg: self._send_leg(split, leg), sending, width)
+        errors.extend(error for error in sent if error is not None)
+        return [leg.id for leg, error in zip(sending, sent, strict=True) if error is None], errors
 
-    def _pay_leg(self, split: Split, leg: Leg) -> BlinkError | None:
-        """One leg: its invoice created and committed once, then paid. Returns the Blink error
-        when it stays unpaid (already recorded)."""
+    def _new_invoice(self, split: Split, leg: Leg) -> Invoice | BlinkError:
+        """The leg's invoice from its recipient (not yet stored)."""
+        memo = leg_memo(split, leg)
         try:
-            if leg.payment_request is None:
-                leg = self._invoice_leg(split, leg)
+            if leg.kind == LegKind.BASE:
+                return self._blink.create_invoice(
+                    self._store.merchant_api_key(split), split.merchant_wallet_id, leg.sats, memo
+                )
+            wallet_id = leg.recipient_wallet_id or self._blink.default_btc_wallet(leg.recipient)
+            return self._blink.create_invoice_for_recipient(wallet_id, leg.sats, memo)
         except BlinkError as exc:
-            self._record_leg_failure(leg, exc)
             return exc
+
+    def _send_leg(self, split: Split, leg: Leg) -> BlinkError | None:
+        """Pays a leg's stored invoice (the leg is marked sending); None when it is paid."""
         try:
-            self._store.mark_leg_sending(leg.id)
             status = self._blink.pay_invoice(
                 self._settings.pos_api_key,
                 self._settings.pos_wallet_id,
@@ -231,38 +265,19 @@ class Forwarder:
                 leg_memo(split, leg),
             )
         except BlinkError as exc:
-            self._record_leg_failure(leg, exc)
+            self._record_leg_failure(leg, exc, leg.attempts)
             if isinstance(exc, BlinkRejected):
                 self._discard_if_expired(leg)
             return exc
 
         if status in (PaymentStatus.SUCCESS, PaymentStatus.ALREADY_PAID):
-            self._store.mark_leg_succeeded(leg.id)
             self._observe("leg", "paid")
             return None
         # PENDING: Blink holds the payment in flight. Paying the same invoice later is safe, so
         # the leg is retried like a failure and will answer SUCCESS or ALREADY_PAID then.
         pending = BlinkUnavailable("payment pending at Blink", code=PENDING_CODE, operation="pay")
-        self._record_leg_failure(leg, pending)
+        self._record_leg_failure(leg, pending, leg.attempts)
         return pending
-
-    def _invoice_leg(self, split: Split, leg: Leg) -> Leg:
-        """Create the leg's invoice once and commit it before anything is paid."""
-        memo = leg_memo(split, leg)
-        if leg.kind == LegKind.BASE:
-            invoice = self._blink.create_invoice(
-                self._store.merchant_api_key(split), split.merchant_wallet_id, leg.sats, memo
-            )
-        else:
-            wallet_id = leg.recipient_wallet_id or self._blink.default_btc_wallet(leg.recipient)
-            invoice = self._blink.create_invoice_for_recipient(wallet_id, leg.sats, memo)
-        recorded = self._store.record_leg_invoice(leg.id, invoice.payment_request, invoice.payment_hash)
-        if recorded is not None:
-            return recorded
-        # Another holder recorded an invoice first (our lease had expired): pay that one instead,
-        # so the leg still has exactly one invoice that can be paid.
-        current = self._store.get_fresh(split.payment_hash)
-        return current.leg(leg.id)
 
     def _discard_if_expired(self, leg: Leg) -> None:
         """A leg invoice can expire while the leg waits for retries (or an operator): then,
@@ -275,8 +290,7 @@ class Forwarder:
             self._store.discard_expired_leg_invoice(leg.id, leg.payment_hash)
             log.info("leg_invoice_expired", extra={"leg_id": leg.id})
 
-    def _record_leg_failure(self, leg: Leg, error: BlinkError) -> None:
-        attempts = leg.attempts + 1
+    def _record_leg_failure(self, leg: Leg, error: BlinkError, attempts: int) -> None:
         # Out of attempts: nothing retries it until an operator does, so it has no next attempt.
         exhausted = attempts >= self._settings.leg_max_attempts
         next_attempt = None if exhausted else self._now() + retry_delay(attempts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -140,9 +141,22 @@ class SplitStore:
 
     def claim(self, payment_hash: str, owner: str, lease_seconds: float) -> Split | None:
         """Takes the forwarding lease; None when not claimable (unpaid, done, or leased)."""
+        return self._claim(payment_hash, owner, lease_seconds, source=None)
+
+    def mark_paid_and_claim(
+        self, payment_hash: str, source: str, owner: str, lease_seconds: float
+    ) -> Split | None:
+        """mark_paid and claim in one statement, for a split Blink has just reported paid.
+
+        None when not claimable (done, or leased to another holder).
+        """
+        return self._claim(payment_hash, owner, lease_seconds, source=source)
+
+    def _claim(self, payment_hash: str, owner: str, lease_seconds: float, source: str | None) -> Split | None:
         with self.db.connection() as conn:
             row = self.q.claim_split.one(
-                conn, payment_hash=payment_hash, owner=owner, lease_seconds=lease_seconds, now=self.clock()
+                conn, payment_hash=payment_hash, source=source, owner=owner,
+                lease_seconds=lease_seconds, now=self.clock(),
             )
         if row is None:
             return None
@@ -159,14 +173,21 @@ class SplitStore:
             self.cache.delete(payment_hash)
         return bool(released)
 
-    def complete(self, payment_hash: str, owner: str) -> Split:
+    def complete(self, payment_hash: str, owner: str, paid_leg_ids: Sequence[int] = ()) -> Split:
         """forwarding -> completed when every leg succeeded; then the hot copy is deleted.
 
-        Completing an already completed split returns it unchanged. Raises
-        SplitNotCompletable when a leg is unsettled or owner does not hold the lease.
+        paid_leg_ids are first marked succeeded (as mark_legs_succeeded) in the same
+        transaction; they stay marked even when the split cannot be completed. Completing an
+        already completed split returns it unchanged. Raises SplitNotCompletable when a leg is
+        unsettled or owner does not hold the lease.
         """
-        with self.db.connection() as conn:
-            row = self.q.complete_split.one(conn, payment_hash=payment_hash, owner=owner, now=self.clock())
+        now = self.clock()
+        with self.db.transaction() as conn:
+            legs = []
+            if paid_leg_ids:
+                legs = self.q.mark_legs_succeeded.all(conn, leg_ids=list(paid_leg_ids), now=now)
+            row = self.q.complete_split.one(conn, payment_hash=payment_hash, owner=owner, now=now)
+        self._forget_paid(legs)
         if row is not None:
             self.cache.delete(payment_hash)
             return split_from_mapping(row)
@@ -292,10 +313,42 @@ class SplitStore:
 
         None when the leg was already succeeded (stats are never counted twice).
         """
-        leg = self._leg_change(self.q.mark_leg_succeeded, leg_id=leg_id)
-        if leg is not None and leg.kind is LegKind.TIP:
-            self.cache.delete_recipient_stats(leg.recipient)  # its public totals just changed
-        return leg
+        legs = self.mark_legs_succeeded([leg_id])
+        return legs[0] if legs else None
+
+    def start_sending(
+        self, payment_hash: str, invoices: Mapping[int, tuple[str, str]], leg_ids: Sequence[int]
+    ) -> list[Leg]:
+        """Records new leg invoices ({leg_id: (payment_request, payment_hash)}, as
+        record_leg_invoice) and marks leg_ids sending (as mark_leg_sending), in one transaction:
+        every invoice is committed before it is paid. Returns the legs now sending, each with
+        its stored invoice (a leg invoiced first by another holder keeps that one)."""
+        now = self.clock()
+        recorded = [
+            {"leg_id": leg_id, "payment_request": request, "payment_hash": hash_, "recipient_wallet_id": None}
+            for leg_id, (request, hash_) in invoices.items()
+        ]
+        with self.db.transaction() as conn:
+            if recorded:
+                self.q.record_leg_invoices.run(conn, invoices=json.dumps(recorded), now=now)
+            rows = self.q.start_legs_sending.all(conn, leg_ids=list(leg_ids), now=now)
+        if rows or recorded:
+            self.cache.delete(payment_hash)
+        return [leg_from_mapping(row) for row in rows]
+
+    def mark_legs_succeeded(self, leg_ids: Sequence[int]) -> list[Leg]:
+        """mark_leg_succeeded for several legs in one statement; returns the legs that changed."""
+        with self.db.connection() as conn:
+            rows = self.q.mark_legs_succeeded.all(conn, leg_ids=list(leg_ids), now=self.clock())
+        self._forget_paid(rows)
+        return [leg_from_mapping(row) for row in rows]
+
+    def _forget_paid(self, rows: list[dict[str, Any]]) -> None:
+        """After commit: the hot copies and the paid tip recipients' public totals re-warm."""
+        for payment_hash in {row["split_payment_hash"] for row in rows}:
+            self.cache.delete(payment_hash)
+        for username in {row["recipient"] for row in rows if row["kind"] == LegKind.TIP.value}:
+            self.cache.delete_recipient_stats(username)
 
     def mark_leg_failed(self, leg_id: int, error: str, next_attempt_at: datetime | None) -> Leg | None:
         """-> failed with the error and the next retry time; None for a succeeded leg.

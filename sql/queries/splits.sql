@@ -70,27 +70,6 @@ SELECT s.*, false AS changed,
 FROM payment_splits s
 WHERE s.payment_hash = %(payment_hash)s AND NOT EXISTS (SELECT 1 FROM paid)
 
--- name: claim_split
--- Takes the forwarding lease: only a paid/forwarding/failed split whose lease is free or
--- older than lease_seconds. Concurrent claimers serialise on the row; exactly one wins.
-WITH claimed AS (
-    UPDATE payment_splits
-    SET status = 'forwarding', claimed_by = %(owner)s, claimed_at = %(now)s, updated_at = %(now)s
-    WHERE payment_hash = %(payment_hash)s
-      AND status IN ('paid', 'forwarding', 'failed')
-      AND (claimed_by IS NULL OR claimed_at < %(now)s - make_interval(secs => %(lease_seconds)s::float8))
-    RETURNING *
-), logged AS (
-    INSERT INTO payment_events (split_id, event_type, data)
-    SELECT id, 'forwarding_started',
-           jsonb_build_object('owner', claimed_by, 'lease_seconds', %(lease_seconds)s::float8)
-    FROM claimed
-)
-SELECT c.*,
-       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
-                 FROM payment_legs l WHERE l.split_id = c.id), '[]'::jsonb) AS legs
-FROM claimed c
-
 -- name: release_split
 -- Drops the lease held by owner; the status stays as it is (forwarding).
 WITH released AS (
@@ -184,36 +163,6 @@ WITH leg AS (
 SELECT leg.*, s.payment_hash AS split_payment_hash
 FROM leg JOIN payment_splits s ON s.id = leg.split_id
 
--- name: mark_leg_succeeded
--- -> succeeded, its 'leg_paid' event and, for a tip leg, the recipient's stats: all in one
--- statement, and only when the leg actually changed (a repeat never counts a tip twice).
-WITH leg AS (
-    UPDATE payment_legs
-    SET status = 'succeeded', paid_at = %(now)s, updated_at = %(now)s, last_error = NULL,
-        next_attempt_at = NULL
-    WHERE id = %(leg_id)s AND status IN ('invoiced', 'sending', 'failed') AND payment_request IS NOT NULL
-    RETURNING *
-), logged AS (
-    INSERT INTO payment_events (split_id, leg_id, event_type, data)
-    SELECT split_id, id, 'leg_paid', jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats)
-    FROM leg
-), stats AS (
-    INSERT INTO tip_recipients_stats AS t
-        (username, total_sats, tip_count, largest_sats, smallest_sats, first_tip_at, last_tip_at, updated_at)
-    SELECT lower(recipient), sats, 1, sats, sats, %(now)s, %(now)s, %(now)s
-    FROM leg WHERE kind = 'tip'
-    ON CONFLICT (username) DO UPDATE SET
-        total_sats = t.total_sats + excluded.total_sats,
-        tip_count = t.tip_count + 1,
-        largest_sats = greatest(t.largest_sats, excluded.largest_sats),
-        smallest_sats = least(t.smallest_sats, excluded.smallest_sats),
-        first_tip_at = least(t.first_tip_at, excluded.first_tip_at),
-        last_tip_at = greatest(t.last_tip_at, excluded.last_tip_at),
-        updated_at = excluded.updated_at
-)
-SELECT leg.*, s.payment_hash AS split_payment_hash
-FROM leg JOIN payment_splits s ON s.id = leg.split_id
-
 -- name: mark_leg_failed
 -- -> failed with the error and when to retry; a succeeded leg is never failed.
 -- A payment attempt was counted by mark_leg_sending; a failure before sending (the leg's
@@ -264,3 +213,100 @@ ORDER BY e.id
 SELECT username, total_sats, tip_count, average_sats, largest_sats, smallest_sats, first_tip_at, last_tip_at
 FROM tip_recipients_stats
 WHERE username = lower(%(username)s)
+
+-- name: claim_split
+-- Takes the forwarding lease: only a paid/forwarding/failed split whose lease is free or
+-- older than lease_seconds. Concurrent claimers serialise on the row; exactly one wins.
+-- With a source (Blink has just reported the split paid), a pending/expired split is marked
+-- paid and claimed in this one statement, with its 'paid' event beside 'forwarding_started'.
+WITH before AS (
+    SELECT id, paid_at IS NOT NULL AS was_paid FROM payment_splits WHERE payment_hash = %(payment_hash)s
+), claimed AS (
+    UPDATE payment_splits s
+    SET status = 'forwarding', paid_at = coalesce(s.paid_at, %(now)s),
+        claimed_by = %(owner)s, claimed_at = %(now)s, updated_at = %(now)s
+    FROM before
+    WHERE s.id = before.id
+      AND ((%(source)s::text IS NOT NULL AND s.status IN ('pending', 'expired'))
+           OR (s.status IN ('paid', 'forwarding', 'failed')
+               AND (s.claimed_by IS NULL
+                    OR s.claimed_at < %(now)s - make_interval(secs => %(lease_seconds)s::float8))))
+    RETURNING s.*, before.was_paid
+), logged AS (
+    INSERT INTO payment_events (split_id, event_type, data)
+    SELECT id, 'paid', jsonb_build_object('source', %(source)s::text) FROM claimed
+    WHERE NOT was_paid AND %(source)s::text IS NOT NULL
+    UNION ALL
+    SELECT id, 'forwarding_started',
+           jsonb_build_object('owner', claimed_by, 'lease_seconds', %(lease_seconds)s::float8)
+    FROM claimed
+)
+SELECT c.*,
+       coalesce((SELECT jsonb_agg(to_jsonb(l) ORDER BY l.position)
+                 FROM payment_legs l WHERE l.split_id = c.id), '[]'::jsonb) AS legs
+FROM claimed c
+
+-- name: record_leg_invoices
+-- record_leg_invoice for several legs in one statement (invoices: a JSONB array of
+-- {leg_id, payment_request, payment_hash, recipient_wallet_id}). A leg that already has an
+-- invoice keeps it. Run with start_legs_sending in one transaction: the invoices are committed
+-- before any of them is paid.
+WITH leg AS (
+    UPDATE payment_legs l
+    SET status = 'invoiced', payment_request = i.payment_request, payment_hash = i.payment_hash,
+        recipient_wallet_id = coalesce(i.recipient_wallet_id, l.recipient_wallet_id), updated_at = %(now)s
+    FROM jsonb_to_recordset(%(invoices)s::jsonb)
+        AS i (leg_id bigint, payment_request text, payment_hash text, recipient_wallet_id text)
+    WHERE l.id = i.leg_id AND l.payment_request IS NULL AND l.status IN ('planned', 'failed')
+    RETURNING l.*
+)
+INSERT INTO payment_events (split_id, leg_id, event_type, data)
+SELECT split_id, id, 'leg_invoiced',
+       jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats, 'payment_hash', payment_hash)
+FROM leg
+
+-- name: start_legs_sending
+-- mark_leg_sending for several legs (leg_ids) in one statement; returns the legs now sending,
+-- each with its stored invoice (the one to pay, whoever recorded it).
+WITH leg AS (
+    UPDATE payment_legs
+    SET status = 'sending', attempts = attempts + 1, next_attempt_at = NULL, updated_at = %(now)s
+    WHERE id = ANY(%(leg_ids)s) AND status IN ('invoiced', 'failed', 'sending') AND payment_request IS NOT NULL
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, leg_id, event_type, data)
+    SELECT split_id, id, 'leg_sending', jsonb_build_object('attempt', attempts) FROM leg
+)
+SELECT leg.*, s.payment_hash AS split_payment_hash
+FROM leg JOIN payment_splits s ON s.id = leg.split_id
+
+-- name: mark_legs_succeeded
+-- -> succeeded for the legs leg_ids, in one statement: each changed leg's 'leg_paid'
+-- event and, per tip recipient, its stats (summed first: one stats row is updated once).
+WITH leg AS (
+    UPDATE payment_legs
+    SET status = 'succeeded', paid_at = %(now)s, updated_at = %(now)s, last_error = NULL,
+        next_attempt_at = NULL
+    WHERE id = ANY(%(leg_ids)s) AND status IN ('invoiced', 'sending', 'failed') AND payment_request IS NOT NULL
+    RETURNING *
+), logged AS (
+    INSERT INTO payment_events (split_id, leg_id, event_type, data)
+    SELECT split_id, id, 'leg_paid', jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats)
+    FROM leg
+), stats AS (
+    INSERT INTO tip_recipients_stats AS t
+        (username, total_sats, tip_count, largest_sats, smallest_sats, first_tip_at, last_tip_at, updated_at)
+    SELECT lower(recipient), sum(sats), count(*), max(sats), min(sats), %(now)s, %(now)s, %(now)s
+    FROM leg WHERE kind = 'tip'
+    GROUP BY lower(recipient)
+    ON CONFLICT (username) DO UPDATE SET
+        total_sats = t.total_sats + excluded.total_sats,
+        tip_count = t.tip_count + excluded.tip_count,
+        largest_sats = greatest(t.largest_sats, excluded.largest_sats),
+        smallest_sats = least(t.smallest_sats, excluded.smallest_sats),
+        first_tip_at = least(t.first_tip_at, excluded.first_tip_at),
+        last_tip_at = greatest(t.last_tip_at, excluded.last_tip_at),
+        updated_at = excluded.updated_at
+)
+SELECT leg.*, s.payment_hash AS split_payment_hash
+FROM leg JOIN payment_splits s ON s.id = leg.split_id
