@@ -23,7 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from bench.load import percentile
 from blinksim.control import SimControl
-from service.store.crypto import KeyBox
+from service.store.fingerprints import Fingerprints
 from service.store.sql import queries
 
 _PARAMETER = re.compile(r"%\((\w+)\)s")
@@ -73,7 +73,7 @@ def insert_split_parameters(encryption_key: str) -> tuple[dict[str, str], dict[s
     sends them. The expressions give each transaction a new payment hash (from :client_id and
     the per-transaction random :sale) and the server's clock.
     """
-    keybox = KeyBox.from_setting(encryption_key)
+    fingerprints = Fingerprints.from_setting(encryption_key)
     merchant_key = "blink_" + "k" * 48
     legs = [
         {"kind": "base", "recipient": "bench-merchant-wallet", "recipient_wallet_id": "bench-merchant-wallet",
@@ -96,8 +96,7 @@ def insert_split_parameters(encryption_key: str) -> tuple[dict[str, str], dict[s
         "tip_sats": "100",
         "tip_percent": "10",
         "merchant_wallet_id": "bench-merchant-wallet",
-        "merchant_key_ciphertext": keybox.encrypt(merchant_key, "0" * 64),
-        "merchant_key_fingerprint": keybox.fingerprint(merchant_key),
+        "merchant_key_fingerprint": fingerprints.fingerprint(merchant_key),
         "tip_recipients": json.dumps(recipients),
         "display_currency": "USD",
         "base_amount_display": "0.70",

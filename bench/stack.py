@@ -44,6 +44,8 @@ class BenchStack(Stack):
             # and per-IP limits would otherwise cap the run at 60 sales a minute.
             "RATE_LIMIT_PER_WALLET_PER_MINUTE": "100000000",
             "RATE_LIMIT_PER_IP_PER_MINUTE": "100000000",
+            "RATE_LIMIT_FORWARD_PER_IP_PER_MINUTE": "100000000",
+            "RATE_LIMIT_FORWARD_PER_HASH_PER_MINUTE": "100000000",
             "PROMETHEUS_MULTIPROC_DIR": str(Path(work_dir).resolve() / "prometheus"),
         }
         if options.gunicorn_workers is not None:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from bench.load import percentile
 from service.domain.model import LegKind, NewSplit, PlannedLeg, TipRecipient
 from service.store.cache import SplitCache, make_redis
-from service.store.crypto import KeyBox
+from service.store.fingerprints import Fingerprints
 from service.store.postgres import Database, open_pool
 from service.store.splits import SplitStore
 
@@ -56,7 +56,7 @@ def open_store(database_url: str, redis_url: str, encryption_key: str) -> Iterat
     db = Database(open_pool(database_url, min_size=1, max_size=2, timeout=5))
     client = make_redis(redis_url, socket_timeout=2)
     try:
-        yield SplitStore(db, SplitCache(client), KeyBox.from_setting(encryption_key))
+        yield SplitStore(db, SplitCache(client), Fingerprints.from_setting(encryption_key))
     finally:
         client.close()
         db.close()
@@ -80,7 +80,7 @@ def bench_split(seed: str | None = None) -> NewSplit:
         tip_sats=100,
         tip_percent=Decimal("10"),
         merchant_wallet_id=MERCHANT_WALLET,
-        merchant_api_key="blink_" + secrets.token_urlsafe(36),
+        merchant_key_fingerprint=hashlib.sha256(secrets.token_bytes(16)).hexdigest(),
         tip_recipients=(TipRecipient("bench_alice", Fraction(1)), TipRecipient("bench_bob", Fraction(1))),
         legs=legs,
         display_currency="USD",

@@ -27,8 +27,8 @@ from service.config import Config, ConfigError
 from service.domain.clock import Clock, utc_now
 from service.domain.model import SplitStatus
 from service.store.cache import SplitCache, make_redis
-from service.store.crypto import KeyBox
 from service.store.errors import StoreUnavailable
+from service.store.fingerprints import Fingerprints
 from service.store.postgres import Database, open_pool
 from service.store.splits import SplitStore
 
@@ -97,7 +97,7 @@ def main(
 
 
 def _run(args: argparse.Namespace, config: Config, source: SourceFile, io: Streams, clock: Clock) -> int:
-    keybox = KeyBox.from_setting(config.api_key_encryption_key)
+    fingerprints = Fingerprints.from_setting(config.api_key_encryption_key)
     validated = validate(source, timedelta(seconds=config.tip_ttl_seconds))
     db = _open_database(config)
     try:
@@ -117,9 +117,9 @@ def _run(args: argparse.Namespace, config: Config, source: SourceFile, io: Strea
             config.redis_url, config.redis_password, config.redis_socket_timeout_seconds
         )
         try:
-            failed_in_postgres = _write(plan, SplitWriter(db, redis_client, keybox, clock), summary, io)
+            failed_in_postgres = _write(plan, SplitWriter(db, redis_client, fingerprints, clock), summary, io)
             if args.verify:
-                store = SplitStore(db, SplitCache(redis_client), keybox, legacy=None, clock=clock)
+                store = SplitStore(db, SplitCache(redis_client), fingerprints, legacy=None, clock=clock)
                 to_check = [r for r in validated.records if r.split.payment_hash not in failed_in_postgres]
                 summary.verified, mismatches = verify(store, to_check)
                 summary.mismatched = len(mismatches)

@@ -3,7 +3,7 @@
 Both paths of the store are checked: get() (the Redis hot copy when there is one) and
 get_fresh() (Postgres). Only what the migration wrote and nothing later changes is compared
 (the status may legitimately move on: a migrated split gets paid and forwarded). Mismatches
-name the fields, never their values (one of them is the merchant's key).
+name the fields, never their values (one of them is the merchant key's fingerprint).
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.domain.errors import SplitNotFound
 from service.domain.model import PlannedLeg, Split
 from service.payments.splitting import plan_legs
-from service.store.errors import CryptoError, StoreUnavailable
+from service.store.errors import StoreUnavailable
 from service.store.legacy import LegacyRecord
 from service.store.splits import SplitStore
 
@@ -72,13 +71,8 @@ def _check(store: SplitStore, record: LegacyRecord) -> str | None:
 def _differing_fields(store: SplitStore, record: LegacyRecord, stored: Split) -> list[str]:
     expected = record.split
     differing = [name for name in _COMPARED_FIELDS if getattr(stored, name) != getattr(expected, name)]
-    if stored.merchant_key_fingerprint != store.keybox.fingerprint(record.api_key):
+    if not store.fingerprints.matches(record.api_key, stored.merchant_key_fingerprint):
         differing.append("merchant_key_fingerprint")
-    try:
-        if store.merchant_api_key(stored) != record.api_key:
-            differing.append("merchant_api_key")
-    except (CryptoError, SplitNotFound):
-        differing.append("merchant_api_key (does not decrypt)")
     if _legs(stored) != _expected_legs(expected):
         differing.append("legs")
     return differing

@@ -2,8 +2,9 @@
 
 Each batch is one transaction with its statements pipelined (one round trip). When a batch
 fails, it is rolled back and its records are written one by one, so a single bad record
-fails alone. Keys are encrypted exactly as SplitStore.save encrypts them (KeyBox, bound to the
-payment hash). Failure reasons name the error class or constraint, never a value.
+fails alone. Of each merchant key only its fingerprint is written, as create-invoice writes it
+(no key, plaintext or encrypted, is kept). Failure reasons name the error class or constraint,
+never a value.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from psycopg.types.json import Jsonb
 from migrate.planning import PlannedSplit
 from service.domain.model import LegKind, Split
 from service.store import keys
-from service.store.crypto import KeyBox
 from service.store.errors import ConstraintViolation, StoreError, StoreUnavailable
+from service.store.fingerprints import Fingerprints
 from service.store.postgres import Database
 from service.store.records import split_from_mapping, split_to_document
 
@@ -47,11 +48,15 @@ class WriteResult:
 
 class SplitWriter:
     def __init__(
-        self, db: Database, redis_client: redis.Redis, keybox: KeyBox, clock: Callable[[], datetime]
+        self,
+        db: Database,
+        redis_client: redis.Redis,
+        fingerprints: Fingerprints,
+        clock: Callable[[], datetime],
     ) -> None:
         self._db = db
         self._redis = redis_client
-        self._keybox = keybox
+        self._fingerprints = fingerprints
         self._clock = clock
         self._insert = db.q.insert_migrated_split
 
@@ -142,8 +147,7 @@ class SplitWriter:
             "tip_sats": split.tip_sats,
             "tip_percent": split.tip_percent,
             "merchant_wallet_id": split.merchant_wallet_id,
-            "merchant_key_ciphertext": self._keybox.encrypt(api_key, split.payment_hash),
-            "merchant_key_fingerprint": self._keybox.fingerprint(api_key),
+            "merchant_key_fingerprint": self._fingerprints.fingerprint(api_key),
             "tip_recipients": Jsonb([r.to_json() for r in split.tip_recipients]),
             "display_currency": split.display_currency,
             "base_amount_display": split.base_amount_display,

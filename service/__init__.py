@@ -61,9 +61,9 @@ def build_services(config: Config) -> AppServices:
     from datetime import timedelta
 
     from service.metrics import Metrics
-    from service.store import cache, crypto, legacy, migrations, postgres, splits
+    from service.store import cache, fingerprints, legacy, migrations, postgres, splits
 
-    keybox = crypto.KeyBox.from_setting(config.api_key_encryption_key)
+    merchant_fingerprints = fingerprints.Fingerprints.from_setting(config.api_key_encryption_key)
     pool = postgres.open_pool(
         config.database_url,
         min_size=config.pg_pool_min_size,
@@ -81,13 +81,13 @@ def build_services(config: Config) -> AppServices:
             if config.tip_store_file
             else None
         )
-        store = splits.SplitStore(db, split_cache, keybox, legacy_store)
+        store = splits.SplitStore(db, split_cache, merchant_fingerprints, legacy_store)
         services = AppServices(
             config=config,
             db=db,
             redis=redis,
             cache=split_cache,
-            keybox=keybox,
+            fingerprints=merchant_fingerprints,
             store=store,
             expected_schema_version=migrations.expected_version(),
             metrics=Metrics(),
@@ -101,12 +101,13 @@ def build_services(config: Config) -> AppServices:
 
 def attach_payment_services(services: AppServices) -> None:
     """The Blink client and the business services of the POS endpoints, over the open store."""
-    from service.blink import BlinkClient
+    from service.blink import BlinkClient, InvoiceStatus
     from service.payments.forwarding import Forwarder, ForwardSettings
     from service.payments.invoices import InvoiceService, InvoiceSettings
     from service.store.locks import PaymentLocks
     from service.store.lookups import LookupCache
     from service.store.ratelimit import RateLimiter
+    from service.store.shared_answers import SharedAnswers
 
     config = services.config
     blink = BlinkClient(
@@ -118,11 +119,17 @@ def attach_payment_services(services: AppServices) -> None:
     services.closeables.append(blink)
     services.blink = blink
     services.limiter = RateLimiter(services.redis)
+    shared = SharedAnswers(services.redis)
+
+    def invoice_status(payment_hash: str) -> InvoiceStatus:
+        answer = shared.get("invoice-status", payment_hash, lambda: blink.invoice_status(payment_hash).value)
+        return InvoiceStatus(answer)
+
     services.invoices = InvoiceService(
         services.store,
         blink,
         LookupCache(services.redis),
-        services.keybox.fingerprint,
+        services.fingerprints.fingerprint,
         InvoiceSettings(
             pos_api_key=config.blinkpos_api_key,
             pos_wallet_id=config.blinkpos_btc_wallet_id,
@@ -143,6 +150,7 @@ def attach_payment_services(services: AppServices) -> None:
             leg_concurrency=config.forward_leg_concurrency,
         ),
         observer=services.metrics.observe_forward,
+        invoice_status=invoice_status,
     )
     attach_recipient_resolver(services)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from service.store.crypto import parse_key_setting
+from service.store.fingerprints import parse_key_setting
 
 DEFAULT_BLINK_API_URL = "https://api.blink.sv/graphql"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -34,7 +34,7 @@ class Config:
     redis_url: str = field(repr=False)
     blinkpos_api_key: str = field(repr=False)
     blinkpos_btc_wallet_id: str
-    api_key_encryption_key: str = field(repr=False)
+    api_key_encryption_key: str = field(repr=False)  # the fingerprint secret (store/fingerprints.py)
     redis_password: str | None = field(default=None, repr=False)
     blink_api_url: str = DEFAULT_BLINK_API_URL
     blink_webhook_secret: str | None = field(default=None, repr=False)
@@ -52,6 +52,11 @@ class Config:
     leg_max_attempts: int = 10
     rate_limit_per_wallet_per_minute: int = 60
     rate_limit_per_ip_per_minute: int = 120
+    # Failed key checks (create-invoice, reports, forward-payment, payment-status) per client
+    # address; beyond it every key-authenticated call from that address is refused for the minute.
+    rate_limit_failed_auth_per_minute: int = 10
+    rate_limit_forward_per_ip_per_minute: int = 120
+    rate_limit_forward_per_hash_per_minute: int = 60
     cors_allowed_origins: tuple[str, ...] = ()
     # Load balancers in front that append to X-Forwarded-For; the client address for rate
     # limits is read that many hops from the right. 0 trusts no header (direct exposure).
@@ -196,7 +201,7 @@ def _webhook_secret(raw: str) -> str | None:
 
 def _encryption_key(raw: str) -> str:
     value = _text(raw)
-    parse_key_setting(value)  # the KeyBox's own parser: what passes here, the app can use
+    parse_key_setting(value)  # the fingerprints' own parser: what passes here, the app can use
     return value
 
 
@@ -223,6 +228,9 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("LEG_MAX_ATTEMPTS", _positive_int, 10),
     _Spec("RATE_LIMIT_PER_WALLET_PER_MINUTE", _positive_int, 60),
     _Spec("RATE_LIMIT_PER_IP_PER_MINUTE", _positive_int, 120),
+    _Spec("RATE_LIMIT_FAILED_AUTH_PER_MINUTE", _positive_int, 10),
+    _Spec("RATE_LIMIT_FORWARD_PER_IP_PER_MINUTE", _positive_int, 120),
+    _Spec("RATE_LIMIT_FORWARD_PER_HASH_PER_MINUTE", _positive_int, 60),
     _Spec("CORS_ALLOWED_ORIGINS", _origins, ()),
     _Spec("TRUSTED_PROXY_COUNT", _non_negative_int, 0),
     _Spec("ENVIRONMENT", _text, "production"),

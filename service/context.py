@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # imported for annotations only: nothing is imported or opene
     from service.payments.forwarding import Forwarder
     from service.payments.invoices import InvoiceService
     from service.store.cache import SplitCache
-    from service.store.crypto import KeyBox
+    from service.store.fingerprints import Fingerprints
     from service.store.postgres import Database
     from service.store.ratelimit import RateLimiter
     from service.store.splits import SplitStore
@@ -40,7 +40,7 @@ class AppServices:
     db: Database
     redis: Redis
     cache: SplitCache
-    keybox: KeyBox
+    fingerprints: Fingerprints
     store: SplitStore
     expected_schema_version: int
     # Prometheus instruments of this process (service/metrics.py).

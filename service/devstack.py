@@ -292,7 +292,7 @@ def new_encryption_key() -> str:
 
 
 def kept_encryption_key(directory: Path) -> str:
-    """The API-key encryption key kept in the directory, so stored splits stay readable."""
+    """The fingerprint secret kept in the directory, so stored sales keep their merchants."""
     key_file = directory / KEY_FILE
     if not key_file.exists():
         write_private(key_file, new_encryption_key() + "\n")

@@ -22,6 +22,7 @@ from graphql.execution.values import get_variable_values
 from service.blink import (
     BlinkClient,
     BlinkError,
+    BlinkForbidden,
     BlinkRejected,
     BlinkTimeout,
     BlinkUnauthorized,
@@ -424,9 +425,10 @@ def test_request_carries_operation_name_and_key_header_only_when_given(scripted)
         (
             200,
             {"errors": [{"message": "Not authorized", "extensions": {"code": "NOT_AUTHORIZED"}}]},
-            BlinkUnauthorized,
+            BlinkForbidden,  # a known key whose scopes do not cover the operation
             "blink_unauthorized",
         ),
+        (403, {"error": "forbidden"}, BlinkForbidden, "blink_unauthorized"),
         (401, {"error": "invalid key"}, BlinkUnauthorized, "blink_unauthorized"),
         (
             400,

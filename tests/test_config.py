@@ -112,7 +112,7 @@ def test_missing_and_invalid_variables_are_reported_together() -> None:
         "0:" + KEY,
         "2:" + KEY + ",2:" + KEY,
         KEY + "," + KEY,
-        # Refused by the KeyBox too: Config validates with its parser, so the app never
+        # Refused by Fingerprints too: Config validates with its parser, so the app never
         # starts with a setting the store then cannot use.
         "1:" + KEY + ",",
         "+1:" + KEY,

@@ -35,7 +35,7 @@ import yaml
 
 from service import config as service_config
 from service.devservers import free_port
-from service.store.crypto import parse_key_setting
+from service.store.fingerprints import parse_key_setting
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

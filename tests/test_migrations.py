@@ -125,3 +125,29 @@ def test_waiting_for_the_lock_is_bounded(fresh_db_url: str) -> None:
         with pytest.raises(MigrationError, match="held the lock"):
             migrations.upgrade(fresh_db_url, lock_wait_seconds=0.3)
     assert migrations.upgrade(fresh_db_url) != []
+
+
+def test_migration_005_erases_stored_key_ciphertexts_and_drops_their_column(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    for migration in migrations.discover():
+        if migration.version < 5:
+            (tmp_path / f"{migration.label}.sql").write_text(migration.sql)
+    migrations.upgrade(fresh_db_url, directory=tmp_path)
+    ciphertext = "v1:1:" + "Q" * 80  # the shape earlier versions stored
+    statements = sql_for_tests()
+    with psycopg.connect(fresh_db_url, autocommit=True, connect_timeout=5) as conn:
+        statements.insert_split_with_key_ciphertext.run(
+            conn, payment_hash="ab" * 32, ciphertext=ciphertext, fingerprint="f" * 64
+        )
+
+    assert "005_drop_merchant_key_ciphertext" in migrations.upgrade(fresh_db_url)
+
+    with psycopg.connect(fresh_db_url, autocommit=True, connect_timeout=5) as conn:
+        columns = {row["column_name"] for row in statements.payment_split_columns.all(conn)}
+        statements.create_text_dump_function.run(conn)
+        dump = "\n".join(row["row_text"] for row in statements.database_text_dump.all(conn))
+    assert "merchant_key_ciphertext" not in columns
+    assert "merchant_key_fingerprint" in columns
+    assert "f" * 64 in dump  # the split is still there, known by its fingerprint
+    assert ciphertext not in dump and "v1:1:" not in dump

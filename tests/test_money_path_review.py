@@ -9,14 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
 
 from blinksim.control import SimControl
-from service import create_app
 from service.domain.errors import ForwardingIncomplete
 from service.payments.forwarding import Forwarder, ForwardSettings
 from service.store.locks import PaymentLocks
@@ -35,23 +33,6 @@ class MovableClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def make_app(
-    clean_db: str, clean_redis: str, sim_clean: SimControl, sale_config
-) -> Iterator[Callable[..., Flask]]:
-    apps: list[Flask] = []
-
-    def make(**overrides) -> Flask:
-        app = create_app(sale_config(**overrides))
-        app.testing = True
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["blinkpos"].close()
 
 
 def create_sale(app: Flask, merchant: dict, amount: int, tip: int = 0, recipients=None) -> str:
@@ -88,15 +69,22 @@ def transfers_by_hash(sim: SimControl) -> Counter:
 
 
 def test_a_leg_whose_invoice_cannot_be_created_uses_up_its_attempts_and_fails_the_split(
-    make_app, sim: SimControl, merchant: dict, tipee
+    make_sale_app, sim: SimControl, merchant: dict, tipee
 ):
     # Before the fix only a payment attempt counted: a leg whose invoice Blink kept refusing
     # stayed at 0 attempts, was retried every second forever and never reached an operator.
-    app = make_app(leg_max_attempts=3)
+    app = make_sale_app(leg_max_attempts=3)
     store = app.extensions["blinkpos"].store
     alice = tipee()
     payment_hash = create_sale(app, merchant, 300, 100, [alice])
     sim.pay(payment_hash)
+    # The base leg is invoiced on behalf of the merchant too: give it its invoice before the
+    # fault, so only the tip leg is the one whose invoice cannot be created.
+    (base_leg,) = [leg for leg in store.get_fresh(payment_hash).legs if str(leg.kind) == "base"]
+    base_invoice = app.extensions["blinkpos"].blink.create_invoice_for_recipient(
+        merchant["btcWalletId"], base_leg.sats, "base"
+    )
+    store.record_leg_invoice(base_leg.id, base_invoice.payment_request, base_invoice.payment_hash)
     sim.fault("lnInvoiceCreateOnBehalfOfRecipient", "error")  # every attempt, until cleared
     clock = MovableClock()
     forwarder = forwarder_with_clock(app, clock)
@@ -125,12 +113,12 @@ def test_a_leg_whose_invoice_cannot_be_created_uses_up_its_attempts_and_fails_th
 
 
 def test_a_paid_split_is_not_expired_when_blink_does_not_answer_the_check_after_expiry(
-    make_app, sim: SimControl, merchant: dict
+    make_sale_app, sim: SimControl, merchant: dict
 ):
     # The webhook is lost, so only the worker's poll can find this payment. Before the fix the
     # split was stamped "checked" before Blink answered, so a failed check after expiry let the
     # same cycle expire it, and an expired split is never polled again: the sats stayed behind.
-    app = make_app(pending_poll_after_seconds=3600)
+    app = make_sale_app(pending_poll_after_seconds=3600)
     services = app.extensions["blinkpos"]
     payment_hash = create_sale(app, merchant, 500)
     sim.pay(payment_hash)
@@ -159,9 +147,9 @@ def test_a_paid_split_is_not_expired_when_blink_does_not_answer_the_check_after_
 
 
 def test_an_unpaid_split_is_still_expired_once_blink_answers_after_expiry(
-    make_app, sim: SimControl, merchant: dict
+    make_sale_app, sim: SimControl, merchant: dict
 ):
-    app = make_app(pending_poll_after_seconds=3600)
+    app = make_sale_app(pending_poll_after_seconds=3600)
     services = app.extensions["blinkpos"]
     payment_hash = create_sale(app, merchant, 500)
     clock = MovableClock(datetime.now(UTC) + timedelta(hours=25))
@@ -184,10 +172,10 @@ def test_an_unpaid_split_is_still_expired_once_blink_answers_after_expiry(
 
 
 def test_blink_refusing_the_paid_check_answers_502_and_a_retry_forwards(
-    make_app, sim: SimControl, merchant: dict
+    make_sale_app, sim: SimControl, merchant: dict
 ):
     # Before the fix a BlinkRejected from the status query escaped as a bare 500.
-    app = make_app()
+    app = make_sale_app()
     client = app.test_client()
     payment_hash = create_sale(app, merchant, 400)
     sim.pay(payment_hash)
@@ -205,11 +193,11 @@ def test_blink_refusing_the_paid_check_answers_502_and_a_retry_forwards(
 
 
 def test_a_forward_that_lost_its_lease_midway_answers_409_and_pays_nothing_twice(
-    make_app, sim: SimControl, merchant: dict
+    make_sale_app, sim: SimControl, merchant: dict
 ):
     # The lease ran out while the payout was in flight and another holder took the split:
     # completing is no longer ours to do. Before the fix SplitNotCompletable became a 500.
-    app = make_app(forward_lease_seconds=1, blink_read_timeout_seconds=6.0)
+    app = make_sale_app(forward_lease_seconds=1, blink_read_timeout_seconds=6.0)
     store = app.extensions["blinkpos"].store
     client = app.test_client()
     payment_hash = create_sale(app, merchant, 400)

@@ -118,6 +118,8 @@ def instance_env(
         "BLINK_READ_TIMEOUT_SECONDS": "5",
         "RATE_LIMIT_PER_WALLET_PER_MINUTE": "100000",
         "RATE_LIMIT_PER_IP_PER_MINUTE": "100000",
+        "RATE_LIMIT_FORWARD_PER_IP_PER_MINUTE": "100000",
+        "RATE_LIMIT_FORWARD_PER_HASH_PER_MINUTE": "100000",
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
     }
@@ -163,14 +165,19 @@ def forward_call(base_url: str, payment_hash: str, merchant: dict, fallback: boo
     return post(f"{base_url}/api/blink/forward-with-tips", {"paymentHash": payment_hash})
 
 
-def payment_status(base_url: str, payment_hash: str) -> dict:
-    response = requests.get(f"{base_url}/api/payment-status/{payment_hash}", timeout=HTTP_TIMEOUT_SECONDS)
+def payment_status(base_url: str, payment_hash: str, api_key: str) -> dict:
+    """The merchant's full view (its legs' invoices), by its own key."""
+    response = requests.get(
+        f"{base_url}/api/payment-status/{payment_hash}",
+        headers={"X-API-KEY": api_key},
+        timeout=HTTP_TIMEOUT_SECONDS,
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def assert_every_leg_paid_exactly_once(
-    sim: SimControl, base_url: str, payment_hashes: list[str], pos_wallet_id: str
+    sim: SimControl, base_url: str, payment_hashes: list[str], pos_wallet_id: str, api_key: str
 ) -> list[dict]:
     """Each sale completed, its legs sum to the invoice, each leg's invoice paid once from the POS wallet."""
     transfers = [entry for entry in sim.ledger() if entry["paymentHash"]]
@@ -178,7 +185,7 @@ def assert_every_leg_paid_exactly_once(
     source = {entry["paymentHash"]: entry["fromWalletId"] for entry in transfers}
     legs = []
     for payment_hash in payment_hashes:
-        status = payment_status(base_url, payment_hash)
+        status = payment_status(base_url, payment_hash, api_key)
         assert status["status"] == "completed", status
         assert sum(leg["sats"] for leg in status["legs"]) == status["invoiceSats"]
         for leg in status["legs"]:
@@ -222,7 +229,7 @@ def test_concurrent_forwards_split_across_two_instances_pay_every_leg_once(
             payment_hashes.append(invoice["paymentHash"])
 
     legs = assert_every_leg_paid_exactly_once(
-        sim, instances[0].url, payment_hashes, pos_account["btcWalletId"]
+        sim, instances[0].url, payment_hashes, pos_account["btcWalletId"], merchant["apiKey"]
     )
     base = sum(leg["sats"] for leg in legs if leg["kind"] == "base")
     assert sim.balance(merchant["btcWalletId"]) == base == sum(1000 - 100 for _ in range(sales))
@@ -340,7 +347,7 @@ def test_restarting_an_instance_under_a_stream_of_sales_loses_no_sale(
     assert len(stream.forwarded) > sales_before_restart  # sales went on during and after the restart
     assert sorted(stream.forwarded) == sorted(stream.created)  # every paid sale forwarded...
     legs = assert_every_leg_paid_exactly_once(  # ...exactly once
-        sim, instances[0].url, stream.created, pos_account["btcWalletId"]
+        sim, instances[0].url, stream.created, pos_account["btcWalletId"], merchant["apiKey"]
     )
     assert sim.balance(merchant["btcWalletId"]) == sum(leg["sats"] for leg in legs if leg["kind"] == "base")
     assert sim.balance(tipee["btcWalletId"]) == sum(leg["sats"] for leg in legs if leg["kind"] == "tip")

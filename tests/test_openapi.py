@@ -90,7 +90,8 @@ def test_pos_operations_describe_their_bodies_statuses_and_parameters(app: Flask
     assert {"404", "409"} <= set(paths["/api/blink/forward-with-tips"]["post"]["responses"])
     status = paths["/api/payment-status/{payment_hash}"]["get"]
     assert [(p["in"], p["name"], p["required"]) for p in status["parameters"]] == [
-        ("path", "payment_hash", True)
+        ("path", "payment_hash", True),
+        ("header", "X-API-KEY", False),
     ]
     webhook = paths["/api/blink/webhook"]["post"]
     assert {p["name"] for p in webhook["parameters"]} == {"svix-id", "svix-timestamp", "svix-signature"}

@@ -30,16 +30,22 @@ def transfers_by_hash(sim) -> Counter:
     return Counter(entry["paymentHash"] for entry in sim.ledger() if entry["paymentHash"])
 
 
-def wait_for_retries_due(client, payment_hash: str) -> None:
+def merchant_status(client, payment_hash: str, merchant: dict) -> dict:
+    """payment-status as the merchant sees it (its own key: legs with invoices and retries)."""
+    headers = {"X-API-KEY": merchant["apiKey"]}
+    return client.get(f"/api/payment-status/{payment_hash}", headers=headers).get_json()
+
+
+def wait_for_retries_due(client, payment_hash: str, merchant: dict) -> None:
     """Sleep until every failed leg's backoff has passed (the forwarder respects it)."""
-    legs = client.get(f"/api/payment-status/{payment_hash}").get_json()["legs"]
+    legs = merchant_status(client, payment_hash, merchant)["legs"]
     due = [datetime.fromisoformat(leg["nextAttemptAt"]) for leg in legs if leg["nextAttemptAt"]]
     if due:
         time.sleep(max(0.0, (max(due) - datetime.now(UTC)).total_seconds()) + 0.05)
 
 
-def leg_hashes(client, payment_hash: str) -> list[str]:
-    status = client.get(f"/api/payment-status/{payment_hash}").get_json()
+def leg_hashes(client, payment_hash: str, merchant: dict) -> list[str]:
+    status = merchant_status(client, payment_hash, merchant)
     return [leg["paymentHash"] for leg in status["legs"]]
 
 
@@ -216,7 +222,11 @@ def test_fifty_concurrent_forwards_pay_each_leg_exactly_once(live_server, sim, p
     assert [sim.balance(r["btcWalletId"]) for r in recipients] == [100, 100]
     assert sim.balance(pos_account["btcWalletId"]) == pos_before
     paid = transfers_by_hash(sim)
-    status = requests.get(f"{live_server.url}/api/payment-status/{invoice['paymentHash']}", timeout=10).json()
+    status = requests.get(
+        f"{live_server.url}/api/payment-status/{invoice['paymentHash']}",
+        headers={"X-API-KEY": merchant["apiKey"]},
+        timeout=10,
+    ).json()
     assert status["status"] == "completed"
     assert [paid[leg["paymentHash"]] for leg in status["legs"]] == [1, 1, 1]
 
@@ -233,13 +243,13 @@ def test_pay_that_times_out_after_blink_took_it_is_paid_once_on_retry(sale_clien
     body = first.get_json()
     assert body["code"] == "forwarding_incomplete" and body["details"]["retryable"] is True
 
-    wait_for_retries_due(sale_client, invoice["paymentHash"])
+    wait_for_retries_due(sale_client, invoice["paymentHash"], merchant)
     second = forward(sale_client, invoice["paymentHash"])
     assert second.status_code == 200, second.get_json()
     assert sim.balance(merchant["btcWalletId"]) == 900
     assert sim.balance(recipient["btcWalletId"]) == 100
     paid = transfers_by_hash(sim)
-    assert [paid[h] for h in leg_hashes(sale_client, invoice["paymentHash"])] == [1, 1]
+    assert [paid[h] for h in leg_hashes(sale_client, invoice["paymentHash"], merchant)] == [1, 1]
 
 
 def test_failed_tip_leg_is_not_reported_complete_and_is_retried(sale_client, sim, merchant, tipee):
@@ -258,10 +268,16 @@ def test_failed_tip_leg_is_not_reported_complete_and_is_retried(sale_client, sim
     ledger_size = len(sim.ledger())
     early = forward(sale_client, invoice["paymentHash"])
     assert early.status_code == 502
-    assert [leg["attempts"] for leg in early.get_json()["details"]["legs"]] == [1, 1]
+    assert [leg["status"] for leg in early.get_json()["details"]["legs"]] == ["failed", "failed"]
+    assert [
+        leg["attempts"] for leg in merchant_status(sale_client, invoice["paymentHash"], merchant)["legs"]
+    ] == [
+        1,
+        1,
+    ]
     assert len(sim.ledger()) == ledger_size
     # ...and once it has, the legs are paid.
-    wait_for_retries_due(sale_client, invoice["paymentHash"])
+    wait_for_retries_due(sale_client, invoice["paymentHash"], merchant)
     second = forward(sale_client, invoice["paymentHash"])
     assert second.status_code == 200, second.get_json()
     assert sim.balance(merchant["btcWalletId"]) == 900
@@ -419,18 +435,18 @@ def test_leg_invoice_that_expired_while_waiting_is_replaced_and_paid_once(sale_c
     sim.pay(invoice["paymentHash"])
     sim.fault("lnInvoicePaymentSend", "error", count=2)
     assert forward(sale_client, invoice["paymentHash"]).status_code == 502
-    old_hashes = leg_hashes(sale_client, invoice["paymentHash"])
+    old_hashes = leg_hashes(sale_client, invoice["paymentHash"], merchant)
     for leg_hash in old_hashes:
         sim.expire(leg_hash)
-    wait_for_retries_due(sale_client, invoice["paymentHash"])
+    wait_for_retries_due(sale_client, invoice["paymentHash"], merchant)
 
     # The expired invoices are refused by Blink, found EXPIRED, and dropped...
     assert forward(sale_client, invoice["paymentHash"]).status_code == 502
-    assert leg_hashes(sale_client, invoice["paymentHash"]) == [None, None]
-    wait_for_retries_due(sale_client, invoice["paymentHash"])
+    assert leg_hashes(sale_client, invoice["paymentHash"], merchant) == [None, None]
+    wait_for_retries_due(sale_client, invoice["paymentHash"], merchant)
     # ...so the next attempt invoices the legs afresh and pays them.
     assert forward(sale_client, invoice["paymentHash"]).status_code == 200
-    new_hashes = leg_hashes(sale_client, invoice["paymentHash"])
+    new_hashes = leg_hashes(sale_client, invoice["paymentHash"], merchant)
     paid = transfers_by_hash(sim)
     assert [paid[h] for h in old_hashes] == [0, 0]
     assert [paid[h] for h in new_hashes] == [1, 1]

@@ -76,7 +76,7 @@ class Sale:
 @pytest.fixture
 def store(app) -> SplitStore:
     svc = app.extensions["blinkpos"]
-    return SplitStore(svc.db, svc.cache, svc.keybox, clock=Clock())
+    return SplitStore(svc.db, svc.cache, svc.fingerprints, clock=Clock())
 
 
 def make_sale(
@@ -107,7 +107,7 @@ def make_sale(
             tip_sats=tip,
             tip_percent=Decimal(tip * 100) / base if base and tip else None,
             merchant_wallet_id=wallet,
-            merchant_api_key=api_key,
+            merchant_key_fingerprint=store.fingerprints.fingerprint(api_key),
             tip_recipients=tuple(TipRecipient(name) for name, _ in tips),
             legs=tuple(legs),
             display_currency=currency,
@@ -482,7 +482,7 @@ def test_sales_pages_neither_lose_nor_repeat_sales_that_share_a_timestamp(app, s
     made = [make_sale(store, at=same_moment, memo=f"same second {i}", status="pending") for i in range(7)]
     made += [make_sale(store, at=same_moment + timedelta(seconds=1), status="pending") for _ in range(3)]
     svc = app.extensions["blinkpos"]
-    reports = MerchantReports(svc.db, svc.keybox.fingerprint)
+    reports = MerchantReports(svc.db, svc.fingerprints.candidates)
     period = parse_period({"from": "2026-03-07"}, lambda: same_moment)
     pages = list(reports.sales(reports.authenticate(KEY_A), period, page_size=3))
     assert [len(page) for page in pages] == [3, 3, 3, 1]
@@ -547,7 +547,7 @@ def test_recipient_stats_are_served_from_postgres_when_redis_is_down(
 def store_for():
     def build(flask_app) -> SplitStore:
         svc = flask_app.extensions["blinkpos"]
-        return SplitStore(svc.db, svc.cache, svc.keybox, clock=Clock())
+        return SplitStore(svc.db, svc.cache, svc.fingerprints, clock=Clock())
 
     return build
 
@@ -659,18 +659,23 @@ def test_report_queries_use_indexes_on_100000_splits(clean_db):
         testing.report_test_vacuum_analyze.run(conn)
         assert conn.execute("SELECT count(*) FROM payment_splits").fetchone()[0] == 100_000
         checked = 0
-        for days in (1, 31, 366):
+        # One fingerprint, and two: a merchant's key under the new and the old secret of a rotation.
+        for days, fingerprints in (
+            (1, ["bulk-fp-7"]),
+            (31, ["bulk-fp-7"]),
+            (366, ["bulk-fp-7", "bulk-fp-8"]),
+        ):
             start = until - timedelta(days=days)
-            params = {"fingerprint": "bulk-fp-7", "tz": "America/New_York", "start": start, "end": until}
+            params = {"fingerprints": fingerprints, "tz": "America/New_York", "start": start, "end": until}
             page = {
-                "fingerprint": "bulk-fp-7",
+                "fingerprints": fingerprints,
                 "after_created_at": start,
                 "after_id": 0,
                 "end": until,
                 "limit": 500,
             }
             for statement, args in (
-                (reports_sql.report_merchant_known, {"fingerprint": "bulk-fp-unknown"}),
+                (reports_sql.report_merchant_known, {"fingerprints": ["bulk-fp-unknown", "bulk-fp-7"]}),
                 (reports_sql.report_daily_totals, params),
                 (reports_sql.report_tips_by_day, params),
                 (reports_sql.report_sales_page, page),

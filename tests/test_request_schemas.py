@@ -22,6 +22,8 @@ from service.api.request_schemas import (
     forward_with_tips_schema,
 )
 from service.api.response_schemas import (
+    PUBLIC_FORWARD_EXCLUDE,
+    PUBLIC_STATUS_EXCLUDE,
     CreateInvoiceResponseSchema,
     ErrorResponseSchema,
     Forwarded,
@@ -519,10 +521,17 @@ def test_forward_answer_matches_its_schema():
         "paymentHash", "totalAmount", "forwardedAmount", "userWalletId", "paymentStatus",
         "invoiceHash", "tipResult", "tipSplitting", "alreadyProcessed",
     } <= set(answer["details"])  # fmt: skip
+    public = ForwardResponseSchema(exclude=PUBLIC_FORWARD_EXCLUDE).dump(
+        Forwarded(completed_split(), already_processed=True)
+    )
+    assert ForwardResponseSchema().validate(public) == {}
+    assert "userWalletId" not in public["details"] and "invoiceHash" not in public["details"]
 
 
-def test_payment_status_answer_matches_its_schema():
-    assert PaymentStatusSchema().validate(PaymentStatusSchema().dump(completed_split())) == {}
+@pytest.mark.parametrize("exclude", [(), PUBLIC_STATUS_EXCLUDE])
+def test_payment_status_answer_matches_its_schema(exclude):
+    answer = PaymentStatusSchema(exclude=exclude).dump(completed_split())
+    assert PaymentStatusSchema().validate(answer) == {}
 
 
 def test_schemas_notice_an_answer_that_drifted():

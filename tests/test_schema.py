@@ -12,12 +12,11 @@ import pytest
 import redis
 
 from service.store.cache import SplitCache, make_redis
-from service.store.crypto import KeyBox
 from service.store.errors import ConstraintViolation
 from service.store.postgres import Database, open_pool
 from service.store.splits import SplitStore
 from tests.test_split_store import (
-    ENCRYPTION_KEY,
+    FINGERPRINTS,
     MERCHANT_WALLET,
     START,
     FakeClock,
@@ -38,7 +37,7 @@ def database(clean_db: str) -> Iterator[Database]:
 @pytest.fixture
 def store(database: Database, clean_redis: str) -> Iterator[SplitStore]:
     client: redis.Redis = make_redis(clean_redis, socket_timeout=2)
-    yield SplitStore(database, SplitCache(client), KeyBox.from_setting(ENCRYPTION_KEY), None, FakeClock())
+    yield SplitStore(database, SplitCache(client), FINGERPRINTS, None, FakeClock())
     client.close()
 
 
@@ -54,7 +53,6 @@ def raw_insert_params(**overrides) -> dict:
         "tip_sats": 100,
         "tip_percent": None,
         "merchant_wallet_id": MERCHANT_WALLET,
-        "merchant_key_ciphertext": "v1:1:xx",
         "merchant_key_fingerprint": "f",
         "tip_recipients": json.dumps([]),
         "display_currency": "BTC",

@@ -28,8 +28,8 @@ from service.domain.model import (
 )
 from service.store import keys
 from service.store.cache import SplitCache, make_redis
-from service.store.crypto import KeyBox
 from service.store.errors import DuplicateSplit
+from service.store.fingerprints import Fingerprints
 from service.store.legacy import LegacyFileStore
 from service.store.postgres import Database, open_pool
 from service.store.splits import SplitStore
@@ -40,6 +40,7 @@ ENCRYPTION_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 MERCHANT_KEY = "blink_MerchantSecretKey_9f2c7d"
 MERCHANT_WALLET = "merchant-wallet-0001"
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+FINGERPRINTS = Fingerprints.from_setting(ENCRYPTION_KEY)
 
 
 def sql_for_tests():
@@ -80,7 +81,7 @@ def new_split(
         tip_sats=tip_total,
         tip_percent=Decimal("11.1") if tips else None,
         merchant_wallet_id=MERCHANT_WALLET,
-        merchant_api_key=api_key,
+        merchant_key_fingerprint=FINGERPRINTS.fingerprint(api_key),
         tip_recipients=tuple(TipRecipient(name, Fraction(sats)) for name, sats in tips),
         legs=tuple(legs),
         display_currency="USD",
@@ -114,7 +115,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def store(database: Database, redis_client: redis.Redis, clock: FakeClock) -> SplitStore:
-    return SplitStore(database, SplitCache(redis_client), KeyBox.from_setting(ENCRYPTION_KEY), None, clock)
+    return SplitStore(database, SplitCache(redis_client), FINGERPRINTS, None, clock)
 
 
 def pay_all_legs(store: SplitStore, split: Split) -> None:
@@ -139,7 +140,7 @@ def test_save_returns_the_split_with_its_planned_legs(store: SplitStore) -> None
     ]
     assert split.legs[0].recipient_wallet_id == MERCHANT_WALLET
     assert split.tip_recipients == (TipRecipient("alice", Fraction(60)), TipRecipient("bob", Fraction(40)))
-    assert store.merchant_api_key(split) == MERCHANT_KEY
+    assert FINGERPRINTS.matches(MERCHANT_KEY, split.merchant_key_fingerprint)
     assert [e["event_type"] for e in store.events(split.payment_hash)] == ["created"]
 
 
@@ -154,7 +155,7 @@ def test_get_serves_a_saved_split_from_redis(store: SplitStore) -> None:
     got = store.get(saved.payment_hash)
     assert got == saved
     assert store.cache.counters.snapshot()["hits"] == 1
-    assert store.merchant_api_key(got) == MERCHANT_KEY
+    assert FINGERPRINTS.matches(MERCHANT_KEY, got.merchant_key_fingerprint)
 
 
 def test_get_on_a_redis_miss_reads_postgres_and_rewarms_redis(
@@ -196,8 +197,7 @@ def test_get_falls_back_to_the_legacy_file_read_only(
         )
     )
     before = legacy_file.read_bytes()
-    keybox = KeyBox.from_setting(ENCRYPTION_KEY)
-    store = SplitStore(database, SplitCache(redis_client), keybox, LegacyFileStore(legacy_file), clock)
+    store = SplitStore(database, SplitCache(redis_client), FINGERPRINTS, LegacyFileStore(legacy_file), clock)
 
     split = store.get(legacy_hash)
 
@@ -208,7 +208,7 @@ def test_get_falls_back_to_the_legacy_file_read_only(
     assert split.tip_recipients == (TipRecipient("carol", Fraction(2)), TipRecipient("dave", Fraction(1)))
     assert split.created_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
     assert "blink_LegacyPlaintextKey" not in repr(split)
-    assert store.merchant_api_key(split) == "blink_LegacyPlaintextKey"
+    assert FINGERPRINTS.matches("blink_LegacyPlaintextKey", split.merchant_key_fingerprint)
     assert store.get(payment_hash("unknown")) is None
     assert legacy_file.read_bytes() == before
     assert store.get_fresh(legacy_hash) is None  # nothing was written to Postgres
@@ -241,7 +241,7 @@ def drive_a_sale_through_every_state(store: SplitStore, seed: str) -> Split:
     return store.complete(split.payment_hash, "worker-1")
 
 
-def test_no_plaintext_api_key_is_stored_in_postgres_or_redis(
+def test_no_api_key_in_any_form_is_stored_in_postgres_or_redis(
     store: SplitStore, database: Database, redis_client: redis.Redis
 ) -> None:
     drive_a_sale_through_every_state(store, "sale-done")
@@ -254,8 +254,9 @@ def test_no_plaintext_api_key_is_stored_in_postgres_or_redis(
         dump = sql_for_tests().database_text_dump.all(conn)
     assert {row["table_name"] for row in dump} >= {"payment_splits", "payment_legs", "payment_events"}
     everything = "\n".join(row["row_text"] for row in dump)
-    assert pending.merchant_key_ciphertext in everything  # the dump really holds the rows
+    assert pending.merchant_key_fingerprint in everything  # the dump really holds the rows
     assert MERCHANT_KEY not in everything
+    assert "v1:1:" not in everything  # no ciphertext token of earlier versions
 
     values = [redis_client.get(key) for key in redis_client.scan_iter("*")]
     assert values, "the pending split's hot copy should be in Redis"

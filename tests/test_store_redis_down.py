@@ -9,10 +9,9 @@ import pytest
 from service.domain.model import SplitStatus
 from service.store import keys
 from service.store.cache import SplitCache, make_redis
-from service.store.crypto import KeyBox
 from service.store.postgres import Database, open_pool
 from service.store.splits import SplitStore
-from tests.test_split_store import ENCRYPTION_KEY, MERCHANT_KEY, FakeClock, new_split, pay_all_legs
+from tests.test_split_store import FINGERPRINTS, MERCHANT_KEY, FakeClock, new_split, pay_all_legs
 
 
 @pytest.fixture
@@ -25,7 +24,7 @@ def database(clean_db: str) -> Iterator[Database]:
 def test_save_and_get_survive_redis_stopping_mid_test(database: Database, private_valkey) -> None:
     client = make_redis(private_valkey.url, socket_timeout=0.3)
     cache = SplitCache(client)
-    store = SplitStore(database, cache, KeyBox.from_setting(ENCRYPTION_KEY), None, FakeClock())
+    store = SplitStore(database, cache, FINGERPRINTS, None, FakeClock())
     before = store.save(new_split("before-outage"))
     assert store.get(before.payment_hash) == before
     assert cache.counters.snapshot()["errors"] == 0
@@ -40,7 +39,7 @@ def test_save_and_get_survive_redis_stopping_mid_test(database: Database, privat
     assert claimed is not None
     pay_all_legs(store, claimed)
     assert store.complete(during.payment_hash, "worker-1").status is SplitStatus.COMPLETED
-    assert store.merchant_api_key(store.get(before.payment_hash)) == MERCHANT_KEY
+    assert FINGERPRINTS.matches(MERCHANT_KEY, store.get(before.payment_hash).merchant_key_fingerprint)
     errors_during_outage = cache.counters.snapshot()["errors"]
     assert errors_during_outage >= 4  # the failed set, gets and deletes were all counted
 
@@ -56,7 +55,7 @@ def test_a_dead_redis_costs_at_most_one_short_timeout_per_call(database: Databas
     import time
 
     client = make_redis(private_valkey.url, socket_timeout=0.3)
-    store = SplitStore(database, SplitCache(client), KeyBox.from_setting(ENCRYPTION_KEY), None, FakeClock())
+    store = SplitStore(database, SplitCache(client), FINGERPRINTS, None, FakeClock())
     private_valkey.stop()
     started = time.monotonic()
     split = store.save(new_split())

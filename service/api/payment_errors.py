@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response
 
-from service.api.response_schemas import LegStatusSchema
+from service.api.response_schemas import PUBLIC_LEG_EXCLUDE, LegStatusSchema
 from service.domain import errors as payment
 from service.errors import (
     ApiError,
@@ -36,7 +36,8 @@ def payment_error_response(error: payment.PaymentError) -> tuple[Response, int, 
 def _api_error(error: payment.PaymentError) -> ApiError:
     details = dict(error.details)
     if isinstance(error, payment.ForwardingIncomplete):
-        details["legs"] = LegStatusSchema(many=True).dump(error.legs)
+        # Anyone who knows the hash may see this answer: legs without recipients or errors.
+        details["legs"] = LegStatusSchema(many=True, exclude=PUBLIC_LEG_EXCLUDE).dump(error.legs)
     if isinstance(error, payment.ForwardingIncomplete | payment.UpstreamUnavailable):
         details.setdefault("retryable", True)
         api_type = GatewayTimeout if error.timed_out else BadGateway

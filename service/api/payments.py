@@ -12,19 +12,39 @@ from service.api import request_schemas as parse
 from service.api.body import json_body
 from service.api.payment_errors import payment_error_response
 from service.api.response_schemas import (
+    PUBLIC_FORWARD_EXCLUDE,
+    PUBLIC_STATUS_EXCLUDE,
     CreateInvoiceResponseSchema,
     Forwarded,
     ForwardResponseSchema,
     IssuedInvoice,
     PaymentStatusSchema,
 )
+from service.api.throttle import (
+    API_KEY_HEADER,
+    NO_STORE,
+    client_address,
+    count_failed_auth,
+    enforce_rate_limits,
+    is_merchant_of,
+    refuse_if_failing_auth,
+)
 from service.context import services
-from service.domain.errors import PaymentError
-from service.errors import NotFound, TooManyRequests
+from service.domain.errors import (
+    InvalidMerchantKey,
+    MerchantKeyCannotRead,
+    MerchantMismatch,
+    MerchantWalletMismatch,
+    PaymentError,
+)
+from service.errors import NotFound
 from service.payments.fallback import forward_for_merchant
 
 payments_blueprint = Blueprint("payments", __name__)
 payments_blueprint.register_error_handler(PaymentError, payment_error_response)
+
+# create-invoice refusals that mean the key was not verified for the wallet it named.
+_KEY_CHECK_FAILURES = (InvalidMerchantKey, MerchantKeyCannotRead, MerchantWalletMismatch)
 
 
 @payments_blueprint.post("/api/blink/create-invoice")
@@ -43,7 +63,8 @@ def create_invoice():
         400: "The body broke a rule (`code`: amount_required, invalid_amount, amount_too_large,
           api_key_required, wallet_id_required, tip_amount_mismatch, tip_recipient_required,
           invalid_username, invalid_tip_recipients, invalid_memo, unknown_tip_recipient,
-          invalid_merchant_api_key, merchant_wallet_mismatch, ...)"
+          invalid_merchant_api_key, merchant_key_cannot_read, merchant_wallet_mismatch,
+          tip_recipient_is_pos_wallet, ...)"
         413:
         415:
         429:
@@ -53,8 +74,20 @@ def create_invoice():
     """
     svc = services()
     sale = parse.create_invoice_schema(svc.config.max_invoice_sats).parse(json_body())
-    _enforce_rate_limits(sale.merchant_wallet_id)
-    split = svc.invoices.create(sale)
+    refuse_if_failing_auth()
+    _limit_invoices("ip", client_address(), svc.config.rate_limit_per_ip_per_minute)
+    try:
+        # The wallet's limit counts only requests whose key was verified for that wallet, so
+        # wrong keys naming a merchant's wallet cannot use up that merchant's allowance.
+        split = svc.invoices.create(
+            sale,
+            admit_wallet=lambda: _limit_invoices(
+                "wallet", sale.merchant_wallet_id, svc.config.rate_limit_per_wallet_per_minute
+            ),
+        )
+    except _KEY_CHECK_FAILURES:
+        count_failed_auth()
+        raise
     invoice = IssuedInvoice(split, sale.currency, svc.config.blinkpos_btc_wallet_id)
     return jsonify(CreateInvoiceResponseSchema().dump({"invoice": invoice}))
 
@@ -68,7 +101,11 @@ def forward_with_tips():
       tags: [pos]
       summary: Forward a paid invoice's base to the merchant and its tips, exactly once
       description: "Amounts come from the stored invoice, never from the request. A repeat call after
-        completion answers 200 with alreadyProcessed: true."
+        completion answers 200 with alreadyProcessed: true. Without the merchant's own key in
+        X-API-KEY the answer names no wallet and no recipient."
+      parameters:
+        - {in: header, name: X-API-KEY, required: false, schema: {type: string},
+           description: "The merchant's Blink API key: the answer then includes the merchant's data"}
       requestBody: {required: true, content: {application/json: {schema: ForwardWithTipsRequest}}}
       responses:
         200:
@@ -79,16 +116,29 @@ def forward_with_tips():
         409:
         413:
         415:
+        429:
         502:
         503:
         504:
     """
     svc = services()
     asked = parse.forward_with_tips_schema(svc.config.max_invoice_sats).parse(json_body())
+    enforce_rate_limits(
+        "forward",
+        [
+            ("ip", client_address(), svc.config.rate_limit_forward_per_ip_per_minute),
+            ("payment-hash", asked.payment_hash, svc.config.rate_limit_forward_per_hash_per_minute),
+        ],
+        "Too many forwarding requests; wait a moment and try again.",
+    )
+    if request.headers.get(API_KEY_HEADER):
+        refuse_if_failing_auth()  # before anything moves, not after
     outcome = svc.forwarder.forward(
         asked.payment_hash, source="forward-with-tips", client_total_sats=asked.client_total_sats
     )
-    return jsonify(ForwardResponseSchema().dump(Forwarded(outcome.split, outcome.already_processed)))
+    full = is_merchant_of(outcome.split.merchant_key_fingerprint)
+    schema = ForwardResponseSchema() if full else ForwardResponseSchema(exclude=PUBLIC_FORWARD_EXCLUDE)
+    return jsonify(schema.dump(Forwarded(outcome.split, outcome.already_processed))), 200, NO_STORE
 
 
 @payments_blueprint.post("/api/blink/forward-payment")
@@ -112,14 +162,21 @@ def forward_payment():
         409:
         413:
         415:
+        429:
         502:
         503:
         504:
     """
     svc = services()
     asked = parse.forward_payment_schema().parse(json_body())
-    outcome = forward_for_merchant(svc.forwarder, svc.store, svc.keybox.fingerprint, asked)
-    return jsonify(ForwardResponseSchema().dump(Forwarded(outcome.split, outcome.already_processed)))
+    refuse_if_failing_auth()
+    try:
+        outcome = forward_for_merchant(svc.forwarder, svc.store, svc.fingerprints.matches, asked)
+    except MerchantMismatch:
+        count_failed_auth()
+        raise
+    answer = ForwardResponseSchema().dump(Forwarded(outcome.split, outcome.already_processed))
+    return jsonify(answer), 200, NO_STORE
 
 
 @payments_blueprint.get("/api/payment-status/<payment_hash>")
@@ -130,32 +187,31 @@ def payment_status(payment_hash: str):
       operationId: paymentStatus
       tags: [pos]
       summary: A sale's state, amounts, timestamps and legs (no secrets)
-      parameters: [{in: path, schema: PaymentHashPathSchema}]
+      description: "To anyone: states, amounts, times, and per leg its kind, sats and state. With the
+        merchant's own key in X-API-KEY: also the wallet, memo, recipients, attempts and errors."
+      parameters:
+        - {in: path, schema: PaymentHashPathSchema}
+        - {in: header, name: X-API-KEY, required: false, schema: {type: string},
+           description: "The merchant's Blink API key: the answer then includes the merchant's data"}
       responses:
         200: {description: The sale, content: {application/json: {schema: PaymentStatus}}}
         400: "invalid_payment_hash: not 64 hexadecimal characters"
         404:
+        429:
         503:
     """
     svc = services()
     split = svc.store.get_fresh(parse.payment_hash_path_schema().parse({"payment_hash": payment_hash}))
     if split is None:
         raise NotFound("split_not_found", "No invoice with this payment hash was created here.")
-    return jsonify(PaymentStatusSchema().dump(split))
+    full = is_merchant_of(split.merchant_key_fingerprint)
+    schema = PaymentStatusSchema() if full else PaymentStatusSchema(exclude=PUBLIC_STATUS_EXCLUDE)
+    return jsonify(schema.dump(split)), 200, NO_STORE
 
 
-def _enforce_rate_limits(wallet_id: str) -> None:
-    svc = services()
-    decision = svc.limiter.hit_all(
-        [
-            ("create-invoice:ip", request.remote_addr or "unknown", svc.config.rate_limit_per_ip_per_minute),
-            ("create-invoice:wallet", wallet_id, svc.config.rate_limit_per_wallet_per_minute),
-        ]
+def _limit_invoices(scope: str, identity: str, limit: int) -> None:
+    enforce_rate_limits(
+        "create-invoice",
+        [(scope, identity, limit)],
+        "Too many invoices requested; wait a moment and try again.",
     )
-    if not decision.allowed:
-        raise TooManyRequests(
-            "rate_limited",
-            "Too many invoices requested; wait a moment and try again.",
-            decision.retry_after,
-            {"scope": decision.scope.removeprefix("create-invoice:")},
-        )

@@ -12,6 +12,7 @@ import itertools
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from service.api.report_schemas import RecipientStatsSchema, ReportSummarySchema, TipsReportSchema
+from service.api.throttle import count_failed_auth, refuse_if_failing_auth
 from service.context import services
 from service.domain.clock import utc_now
 from service.errors import NotFound, error_response
@@ -27,12 +28,17 @@ API_KEY_HEADER = "X-API-KEY"
 _NO_STORE = {"Cache-Control": "private, no-store"}
 
 
-def _merchant_request() -> tuple[MerchantReports, str, ReportPeriod]:
-    """The reports, the caller's key fingerprint (401 first) and the requested period."""
+def _merchant_request() -> tuple[MerchantReports, list[str], ReportPeriod]:
+    """The reports, the caller's key fingerprints (401 first) and the requested period."""
     svc = services()
-    reports = MerchantReports(svc.db, svc.keybox.fingerprint)
-    fingerprint = reports.authenticate(request.headers.get(API_KEY_HEADER))
-    return reports, fingerprint, parse_period(request.args, utc_now)
+    reports = MerchantReports(svc.db, svc.fingerprints.candidates)
+    refuse_if_failing_auth()
+    try:
+        fingerprints = reports.authenticate(request.headers.get(API_KEY_HEADER))
+    except UnknownMerchant:
+        count_failed_auth()
+        raise
+    return reports, fingerprints, parse_period(request.args, utc_now)
 
 
 @reports_blueprint.errorhandler(ReportError)
@@ -63,8 +69,8 @@ def summary():
         401: "unauthorized: missing or unknown API key"
         503:
     """
-    reports, fingerprint, period = _merchant_request()
-    return jsonify(ReportSummarySchema().dump(reports.summary(fingerprint, period))), 200, _NO_STORE
+    reports, fingerprints, period = _merchant_request()
+    return jsonify(ReportSummarySchema().dump(reports.summary(fingerprints, period))), 200, _NO_STORE
 
 
 @reports_blueprint.get("/api/reports/tips")
@@ -85,8 +91,8 @@ def tips():
         401: "unauthorized: missing or unknown API key"
         503:
     """
-    reports, fingerprint, period = _merchant_request()
-    return jsonify(TipsReportSchema().dump(reports.tips(fingerprint, period))), 200, _NO_STORE
+    reports, fingerprints, period = _merchant_request()
+    return jsonify(TipsReportSchema().dump(reports.tips(fingerprints, period))), 200, _NO_STORE
 
 
 @reports_blueprint.get("/api/reports/sales.csv")
@@ -111,8 +117,8 @@ def sales_csv():
         401: "unauthorized: missing or unknown API key"
         503:
     """
-    reports, fingerprint, period = _merchant_request()
-    pages = reports.sales(fingerprint, period)
+    reports, fingerprints, period = _merchant_request()
+    pages = reports.sales(fingerprints, period)
     # The first page is read before answering, so a database failure is still a JSON error.
     first = list(itertools.islice(pages, 1))
     body = stream_with_context(csv_chunks(itertools.chain(first, pages), period))

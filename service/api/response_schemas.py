@@ -113,7 +113,7 @@ class Forwarded(ForwardOutcome):
 
 
 class TipLegSchema(Schema):
-    username = fields.String(required=True)
+    username = fields.String(metadata={"description": "merchant's own key only"})
     share = ShareField(allow_none=True, metadata={"description": "relative weight"})
     sats = fields.Integer(required=True)
     status = fields.String(required=True, metadata={"description": LEG_STATES})
@@ -187,7 +187,9 @@ class ForwardDetailsSchema(Schema):
         metadata={"description": "base sats for the merchant"},
     )
     user_wallet_id = fields.String(
-        attribute="split.merchant_wallet_id", data_key="userWalletId", required=True
+        attribute="split.merchant_wallet_id",
+        data_key="userWalletId",
+        metadata={"description": "merchant's own key in X-API-KEY only"},
     )
     payment_status = fields.String(data_key="paymentStatus", required=True, dump_default="SUCCESS")
     invoice_hash = fields.String(
@@ -207,11 +209,13 @@ class ForwardResponseSchema(Schema):
 
 class LegStatusSchema(Schema):
     kind = fields.String(required=True, metadata={"description": "base | tip"})
-    recipient = fields.String(required=True, metadata={"description": "merchant wallet id or Blink username"})
+    recipient = fields.String(
+        metadata={"description": "merchant wallet id or Blink username (merchant's own key only)"}
+    )
     sats = fields.Integer(required=True)
     status = fields.String(required=True, metadata={"description": LEG_STATES})
     payment_hash = fields.String(data_key="paymentHash", allow_none=True)
-    attempts = fields.Integer(required=True)
+    attempts = fields.Integer(metadata={"description": "merchant's own key only, as lastError"})
     last_error = fields.String(data_key="lastError", allow_none=True)
     next_attempt_at = fields.DateTime(
         data_key="nextAttemptAt", allow_none=True, metadata={"description": "when a failed leg is retried"}
@@ -227,7 +231,10 @@ class PaymentStatusSchema(Schema):
     base_sats = fields.Integer(data_key="baseSats", required=True)
     tip_sats = fields.Integer(data_key="tipSats", required=True)
     tip_percent = NumberField(data_key="tipPercent", allow_none=True)
-    merchant_wallet_id = fields.String(data_key="merchantWalletId", required=True)
+    merchant_wallet_id = fields.String(
+        data_key="merchantWalletId",
+        metadata={"description": "this, memo, lastError and leg details: merchant's own key only"},
+    )
     display_currency = fields.String(data_key="displayCurrency", required=True)
     memo = fields.String(allow_none=True)
     created_at = fields.DateTime(data_key="createdAt", required=True)
@@ -338,3 +345,22 @@ class WebhookResultSchema(Schema):
     @post_dump
     def _only_what_applies(self, answer: dict, **kwargs: object) -> dict:
         return {key: value for key, value in answer.items() if value is not None}
+
+
+# What anyone who knows a payment hash (it is in the QR code) may see: states, amounts, times,
+# and per leg its kind, sats and state; never the merchant's wallet, the memo, recipients or
+# error texts (DESIGN §4). The merchant's own key in X-API-KEY gets the whole answer.
+PUBLIC_LEG_EXCLUDE = ("recipient", "payment_hash", "attempts", "last_error", "next_attempt_at")
+PUBLIC_STATUS_EXCLUDE = (
+    "merchant_wallet_id",
+    "memo",
+    "last_error",
+    *(f"legs.{name}" for name in PUBLIC_LEG_EXCLUDE),
+)
+PUBLIC_FORWARD_EXCLUDE = (
+    "details.user_wallet_id",
+    "details.invoice_hash",
+    "details.tip_result.recipients.username",
+    "details.tip_result.recipients.share",
+    "details.tip_result.recipients.payment_hash",
+)

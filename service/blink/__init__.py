@@ -1,7 +1,14 @@
 """The Blink GraphQL client: typed calls, typed results, typed errors."""
 
 from .client import OPERATION_NAMES, BlinkClient, load_operations, outcome_of
-from .errors import BlinkError, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
+from .errors import (
+    BlinkError,
+    BlinkForbidden,
+    BlinkRejected,
+    BlinkTimeout,
+    BlinkUnauthorized,
+    BlinkUnavailable,
+)
 from .types import (
     Invoice,
     InvoiceStatus,
@@ -18,6 +25,7 @@ __all__ = [
     "OPERATION_NAMES",
     "BlinkClient",
     "BlinkError",
+    "BlinkForbidden",
     "BlinkRejected",
     "BlinkTimeout",
     "BlinkUnauthorized",

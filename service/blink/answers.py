@@ -9,12 +9,14 @@ from typing import Any
 
 import requests
 
-from .errors import BlinkError, BlinkRejected, BlinkUnauthorized, BlinkUnavailable
+from .errors import BlinkError, BlinkForbidden, BlinkRejected, BlinkUnauthorized, BlinkUnavailable
 from .types import Invoice
 
 _AUTH_CODES = frozenset(
     {"UNAUTHENTICATED", "NOT_AUTHENTICATED", "UNAUTHORIZED", "NOT_AUTHORIZED", "FORBIDDEN", "INVALID_API_KEY"}
 )
+# A known key whose scopes (READ, RECEIVE, WRITE) do not cover the operation.
+_SCOPE_CODES = frozenset({"NOT_AUTHORIZED", "FORBIDDEN"})
 _AUTH_MESSAGE = re.compile(r"(not |un)authori[sz]ed|(not |un)authenticated|invalid api key", re.I)
 _TRANSIENT_CODES = frozenset(
     {"TOO_MANY_REQUEST", "TOO_MANY_REQUESTS", "RATE_LIMITED", "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"}
@@ -42,8 +44,10 @@ def _scrub(text: Any, secrets: Iterable[str]) -> str:
 def decode_answer(response: requests.Response, operation: str, secrets: tuple[str, ...]) -> dict[str, Any]:
     """The ``data`` object of a GraphQL answer, or the typed error it amounts to."""
     status = response.status_code
-    if status in (401, 403):
-        raise BlinkUnauthorized(f"Blink refused the API key (HTTP {status})", operation=operation)
+    if status == 403:
+        raise BlinkForbidden("Blink refused the API key (HTTP 403)", operation=operation)
+    if status == 401:
+        raise BlinkUnauthorized("Blink refused the API key (HTTP 401)", operation=operation)
     if status == 429:
         raise BlinkUnavailable(
             "Blink rate limit reached (HTTP 429)", code="rate_limited", operation=operation
@@ -77,6 +81,8 @@ def _top_level_error(errors: Any, operation: str, secrets: tuple[str, ...]) -> B
     entries = [entry for entry in errors if isinstance(entry, Mapping)] or [{}]
     codes = [_error_code(entry) for entry in entries]
     messages = [_scrub(entry.get("message"), secrets) for entry in entries]
+    if any(code in _SCOPE_CODES for code in codes):
+        return BlinkForbidden(messages[0] or "the API key may not do this", operation=operation)
     if any(code in _AUTH_CODES for code in codes) or any(_AUTH_MESSAGE.search(m) for m in messages):
         return BlinkUnauthorized(messages[0] or "Blink refused the API key", operation=operation)
     if any(code in _TRANSIENT_CODES for code in codes) or any(_TRANSIENT_MESSAGE.search(m) for m in messages):

@@ -7,7 +7,8 @@ One pooled ``requests.Session`` shared by all threads; every request carries
 Error mapping:
 - network error, HTTP 5xx or 429, malformed/non-JSON answer -> ``BlinkUnavailable`` (retryable);
   no answer in time -> ``BlinkTimeout`` (a ``BlinkUnavailable``: a mutation may have happened).
-- HTTP 401/403, or top-level GraphQL errors about authentication -> ``BlinkUnauthorized``.
+- HTTP 401/403, or top-level GraphQL errors about authentication -> ``BlinkUnauthorized``
+  (``BlinkForbidden`` when the key is known but its scopes do not allow the operation).
 - top-level GraphQL errors saying rate-limited or internal error -> ``BlinkUnavailable``;
   any other top-level error -> ``BlinkRejected`` (code from ``extensions.code``, snake_case).
 - payload ``errors`` of a mutation, or payment status FAILURE -> ``BlinkRejected``.

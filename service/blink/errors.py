@@ -55,3 +55,7 @@ class BlinkUnauthorized(BlinkError):
     """The API key is missing, unknown or lacks the scope (HTTP 401/403 or an auth GraphQL error)."""
 
     default_code = "blink_unauthorized"
+
+
+class BlinkForbidden(BlinkUnauthorized):
+    """The API key is valid but its scopes do not allow the operation (Blink: NOT_AUTHORIZED)."""

@@ -50,8 +50,18 @@ class InvalidMerchantKey(PaymentError):
     code = "invalid_merchant_api_key"
 
 
+class MerchantKeyCannotRead(PaymentError):
+    """The key is Blink's but lacks the READ scope, so the wallet's owner cannot be checked."""
+
+    code = "merchant_key_cannot_read"
+
+
 class UnknownTipRecipient(PaymentError):
     code = "unknown_tip_recipient"
+
+
+class TipRecipientIsPosWallet(PaymentError):
+    code = "tip_recipient_is_pos_wallet"
 
 
 class _MayTimeOut(PaymentError):

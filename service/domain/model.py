@@ -6,7 +6,7 @@ returned by the store, never an in-place edit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -78,7 +78,7 @@ class PlannedLeg:
 
 @dataclass(frozen=True)
 class NewSplit:
-    """What create-invoice hands to the store. merchant_api_key is plaintext; the store encrypts it."""
+    """What create-invoice hands to the store: the merchant's key only as its fingerprint (HMAC)."""
 
     payment_hash: str
     payment_request: str
@@ -87,7 +87,7 @@ class NewSplit:
     tip_sats: int
     tip_percent: Decimal | None
     merchant_wallet_id: str
-    merchant_api_key: str = field(repr=False)
+    merchant_key_fingerprint: str
     tip_recipients: tuple[TipRecipient, ...]
     legs: tuple[PlannedLeg, ...]
     display_currency: str
@@ -121,8 +121,7 @@ class Leg:
 class Split:
     """A POS invoice and its planned payouts.
 
-    merchant_key_ciphertext is the AES-GCM token of the merchant's API key (never the
-    plaintext); only SplitStore.merchant_api_key(split) turns it back into a key.
+    The merchant is known by its wallet and its key's fingerprint; no key is kept (DESIGN §9).
     id is None for a record read from the legacy file (it is not in Postgres).
     """
 
@@ -151,7 +150,6 @@ class Split:
     claimed_at: datetime | None
     legs: tuple[Leg, ...] = ()
     client_total_sats: int | None = None
-    merchant_key_ciphertext: str = field(default="", repr=False)
 
     @property
     def has_tip(self) -> bool:

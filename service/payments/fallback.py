@@ -14,16 +14,19 @@ from service.payments.ports import ForwardingStore
 def forward_for_merchant(
     forwarder: Forwarder,
     store: ForwardingStore,
-    fingerprint: Callable[[str], str],
+    key_matches: Callable[[str, str], bool],
     request: ForwardPaymentRequest,
 ) -> ForwardOutcome:
-    """Forward the split if the wallet and the key's fingerprint are the stored merchant's."""
+    """Forward the split if the wallet and the key's fingerprint are the stored merchant's.
+
+    key_matches(api_key, stored_fingerprint) is Fingerprints.matches: every configured secret.
+    """
     split = store.get_fresh(request.payment_hash)
     if split is None:
         raise SplitNotFound("No invoice with this payment hash was created here.")
     # Both compared in full, so the answer's timing tells nothing about which one differed.
     same_wallet = _same(split.merchant_wallet_id, request.merchant_wallet_id)
-    same_key = _same(split.merchant_key_fingerprint, fingerprint(request.merchant_api_key))
+    same_key = key_matches(request.merchant_api_key, split.merchant_key_fingerprint)
     if not (same_wallet and same_key):
         raise MerchantMismatch("This payment belongs to another merchant wallet or key.")
     return forwarder.forward(request.payment_hash, source="forward-payment")

@@ -91,9 +91,12 @@ class Forwarder:
         *,
         clock: Clock = utc_now,
         observer: Callable[[str, str], None] | None = None,
+        invoice_status: Callable[[str], InvoiceStatus] | None = None,
     ) -> None:
         self._store = store
         self._blink = blink
+        # Whether a POS invoice is paid: Blink's answer, possibly shared between callers.
+        self._invoice_status = invoice_status or blink.invoice_status
         self._locks = locks
         self._settings = settings
         self._now = clock
@@ -142,7 +145,7 @@ class Forwarder:
 
     def _confirm_paid(self, split: Split) -> None:
         try:
-            status = self._blink.invoice_status(split.payment_hash)
+            status = self._invoice_status(split.payment_hash)
         except BlinkUnavailable as exc:
             raise UpstreamUnavailable(
                 "Blink did not answer whether the invoice is paid; try again.",
@@ -246,11 +249,12 @@ class Forwarder:
         """The leg's invoice from its recipient (not yet stored)."""
         memo = leg_memo(split, leg)
         try:
+            # Every leg, the base too, is invoiced on its recipient's wallet without the
+            # recipient's key (lnInvoiceCreateOnBehalfOfRecipient): no merchant key is kept.
             if leg.kind == LegKind.BASE:
-                return self._blink.create_invoice(
-                    self._store.merchant_api_key(split), split.merchant_wallet_id, leg.sats, memo
-                )
-            wallet_id = leg.recipient_wallet_id or self._blink.default_btc_wallet(leg.recipient)
+                wallet_id = split.merchant_wallet_id
+            else:
+                wallet_id = leg.recipient_wallet_id or self._blink.default_btc_wallet(leg.recipient)
             return self._blink.create_invoice_for_recipient(wallet_id, leg.sats, memo)
         except BlinkError as exc:
             return exc

@@ -13,12 +13,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from service.blink import BlinkClient, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
+from service.blink import (
+    BlinkClient,
+    BlinkForbidden,
+    BlinkRejected,
+    BlinkTimeout,
+    BlinkUnauthorized,
+    BlinkUnavailable,
+)
 from service.blink.types import WalletCurrency
 from service.domain.clock import Clock, utc_now
 from service.domain.errors import (
     InvalidMerchantKey,
+    MerchantKeyCannotRead,
     MerchantWalletMismatch,
+    TipRecipientIsPosWallet,
     UnknownTipRecipient,
     UpstreamRejected,
     UpstreamUnavailable,
@@ -57,7 +66,12 @@ class InvoiceService:
         self._settings = settings
         self._now = clock
 
-    def create(self, request: InvoiceRequest) -> Split:
+    def create(self, request: InvoiceRequest, *, admit_wallet: Callable[[], None] | None = None) -> Split:
+        """Checks, then issues the POS invoice and stores the split.
+
+        admit_wallet runs once the key is verified for the wallet and before anything is
+        created (the caller's per-wallet rate limit: it raises to refuse).
+        """
         fingerprint = self._fingerprint(request.merchant_api_key)
         usernames = [recipient.username for recipient in request.tip_recipients]
         owner_known, recipient_wallets = self._lookups.recall(
@@ -67,10 +81,19 @@ class InvoiceService:
             with _upstream("checking the merchant wallet"):
                 self._check_merchant_owns_wallet(request.merchant_api_key, request.merchant_wallet_id)
             self._lookups.remember_wallet_owner(fingerprint, request.merchant_wallet_id)
+        if admit_wallet is not None:
+            admit_wallet()
         with _upstream("resolving tip recipients"):
             for username in usernames:
                 if username not in recipient_wallets:
                     recipient_wallets[username] = self._resolve_recipient_wallet(username)
+        for username in usernames:
+            if recipient_wallets[username] == self._settings.pos_wallet_id:
+                # Paying the POS wallet from itself can never succeed (Blink: CANT_PAY_SELF).
+                raise TipRecipientIsPosWallet(
+                    f"Tip recipient '{username}' is this point of sale's own wallet.",
+                    details={"username": username},
+                )
 
         legs = plan_legs(
             request.merchant_wallet_id, request.base_sats, request.tip_sats, request.tip_recipients
@@ -92,7 +115,7 @@ class InvoiceService:
             tip_sats=request.tip_sats,
             tip_percent=request.tip_percent,
             merchant_wallet_id=request.merchant_wallet_id,
-            merchant_api_key=request.merchant_api_key,
+            merchant_key_fingerprint=fingerprint,
             tip_recipients=request.tip_recipients,
             legs=_with_wallets(legs, recipient_wallets),
             display_currency=request.display_currency,
@@ -117,6 +140,11 @@ class InvoiceService:
     def _check_merchant_owns_wallet(self, api_key: str, wallet_id: str) -> None:
         try:
             wallets = self._blink.wallets(api_key)
+        except BlinkForbidden as exc:
+            raise MerchantKeyCannotRead(
+                "This API key may not read its account at Blink: create a key with the READ scope "
+                "(READ alone is enough)."
+            ) from exc
         except BlinkUnauthorized as exc:
             raise InvalidMerchantKey("Blink did not accept the merchant API key.") from exc
         owned = {wallet.id: wallet.currency for wallet in wallets}

@@ -1,6 +1,7 @@
 """Merchant reports: daily sales summary, tips per recipient, and the sales list for the CSV.
 
-A merchant is identified by the HMAC fingerprint of its Blink API key (KeyBox.fingerprint):
+A merchant is identified by the HMAC fingerprints of its Blink API key (one per configured
+fingerprint secret, Fingerprints.candidates, so a rotation keeps earlier sales its own):
 it sees only splits created with that key, i.e. sales forwarded to its own wallet. Only
 `completed` splits count as forwarded money (their base reached the merchant, every tip its
 recipient); sales in other statuses are counted apart under `notForwarded` and listed in the
@@ -10,7 +11,7 @@ CSV with their status and an empty forwarded_at.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -103,21 +104,21 @@ def _add_sats(totals: dict[str, int], row: dict[str, Any]) -> None:
 class MerchantReports:
     """Read-only reports over the store's Postgres; one instance per app (holds no connection)."""
 
-    def __init__(self, db: Database, fingerprint: Callable[[str], str]) -> None:
+    def __init__(self, db: Database, fingerprints: Callable[[str], Sequence[str]]) -> None:
         self._db = db
-        self._fingerprint = fingerprint
+        self._fingerprints = fingerprints
 
-    def authenticate(self, api_key: str | None) -> str:
-        """The fingerprint of a key that made at least one sale here; UnknownMerchant otherwise."""
+    def authenticate(self, api_key: str | None) -> list[str]:
+        """The fingerprints of a key that made at least one sale here; UnknownMerchant otherwise."""
         api_key = (api_key or "").strip()
         if not api_key:
             raise UnknownMerchant("Send your Blink API key in the X-API-KEY header.")
-        fingerprint = self._fingerprint(api_key)
+        fingerprints = list(self._fingerprints(api_key))
         with self._db.connection() as conn:
-            known = self._db.q.report_merchant_known.scalar(conn, fingerprint=fingerprint)
+            known = self._db.q.report_merchant_known.scalar(conn, fingerprints=fingerprints)
         if not known:
             raise UnknownMerchant("No sales were made with this API key.")
-        return fingerprint
+        return fingerprints
 
     def _rows(self, statement_name: str, **params: Any) -> list[dict[str, Any]]:
         statement = getattr(self._db.q, statement_name)
@@ -129,11 +130,11 @@ class MerchantReports:
             message = "this time zone is not known to the database"
             raise InvalidTimezone(message, {"tz": params.get("tz")}) from None
 
-    def summary(self, fingerprint: str, period: ReportPeriod) -> dict[str, Any]:
+    def summary(self, fingerprints: list[str], period: ReportPeriod) -> dict[str, Any]:
         """Completed sales per day (every day of the period), totals, display totals, the rest by status."""
         rows = self._rows(
             "report_daily_totals",
-            fingerprint=fingerprint,
+            fingerprints=fingerprints,
             tz=period.zone_name,
             start=period.start,
             end=period.end,
@@ -172,11 +173,11 @@ class MerchantReports:
             "days": [{"date": day.isoformat(), **values} for day, values in per_day.items()],
         }
 
-    def tips(self, fingerprint: str, period: ReportPeriod) -> dict[str, Any]:
+    def tips(self, fingerprints: list[str], period: ReportPeriod) -> dict[str, Any]:
         """Tips of completed sales per recipient (count, sats, first and last) and per day."""
         rows = self._rows(
             "report_tips_by_day",
-            fingerprint=fingerprint,
+            fingerprints=fingerprints,
             tz=period.zone_name,
             start=period.start,
             end=period.end,
@@ -226,7 +227,7 @@ class MerchantReports:
         }
 
     def sales(
-        self, fingerprint: str, period: ReportPeriod, page_size: int = SALES_PAGE_SIZE
+        self, fingerprints: list[str], period: ReportPeriod, page_size: int = SALES_PAGE_SIZE
     ) -> Iterator[list[SaleRow]]:
         """Every sale of the period, oldest first, in pages.
 
@@ -238,7 +239,7 @@ class MerchantReports:
             with self._db.connection() as conn:
                 rows = self._db.q.report_sales_page.all(
                     conn,
-                    fingerprint=fingerprint,
+                    fingerprints=fingerprints,
                     after_created_at=after_created_at,
                     after_id=after_id,
                     end=period.end,

@@ -77,7 +77,13 @@ class SplitCache:
             # A corrupt or foreign document is a miss: Postgres has the truth.
             self._failed("decode", exc)
             return None
-        self.counters.add("hits" if split is not None else "misses")
+        if split is None:
+            # A document of an older format (format 1 held the merchant key's ciphertext):
+            # delete it rather than leave it to its expiry.
+            self.counters.add("misses")
+            self.delete(payment_hash)
+            return None
+        self.counters.add("hits")
         return split
 
     def set(self, split: Split, ttl_seconds: int) -> bool:

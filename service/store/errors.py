@@ -1,4 +1,4 @@
-"""Typed errors of the store layer; messages never carry keys, ciphertexts or SQL values."""
+"""Typed errors of the store layer; messages never carry keys or SQL values."""
 
 from __future__ import annotations
 
@@ -30,17 +30,5 @@ class MigrationError(StoreError):
     """The migrations on disk and those recorded in the database disagree, or the lock timed out."""
 
 
-class CryptoError(StoreError):
-    """Base of the KeyBox errors; never includes plaintext or key material."""
-
-
-class InvalidKeySetting(CryptoError, ValueError):
-    """API_KEY_ENCRYPTION_KEY is malformed."""
-
-
-class UnknownKeyId(CryptoError):
-    """A ciphertext names a key id that is not configured."""
-
-
-class DecryptionFailed(CryptoError):
-    """A ciphertext is malformed, was tampered with, or belongs to another split."""
+class InvalidKeySetting(StoreError, ValueError):
+    """The fingerprint key setting (API_KEY_FINGERPRINT_KEY / API_KEY_ENCRYPTION_KEY) is malformed."""

@@ -15,12 +15,16 @@ RECIPIENT_STATS_TTL_SECONDS = 3600
 WALLET_OWNER_TTL_SECONDS = 600
 RECIPIENT_WALLET_TTL_SECONDS = 600
 RATE_LIMIT_WINDOW_SECONDS = 60
+# An upstream answer shared by concurrent and repeated callers (forward-with-tips floods), and
+# the lock its first asker holds while asking.
+SHARED_ANSWER_TTL_MS = 1500
+SHARED_ANSWER_LOCK_MS = 2000
 # Svix retries a delivery for about 28 hours (../shared/blink/README.md): remember ids longer.
 WEBHOOK_DEDUP_TTL_SECONDS = 3 * 24 * 3600
 
 
 def tip(payment_hash: str) -> str:
-    """The hot copy of a split (API key only as ciphertext)."""
+    """The hot copy of a split (no merchant key in any form)."""
     return f"tip:{payment_hash}"
 
 
@@ -57,3 +61,13 @@ def lnurl_pay_request(recipient: str) -> str:
     """A recipient's last good LNURL pay request (positive answers only), by its normalised form."""
     digest = hashlib.sha256(recipient.encode("utf-8")).hexdigest()
     return f"lnurl:payreq:{digest}"
+
+
+def shared_answer(question: str, subject: str) -> str:
+    """Blink's latest answer to question about subject (e.g. invoice-status, a payment hash)."""
+    return f"answer:{question}:{subject}"
+
+
+def shared_answer_lock(question: str, subject: str) -> str:
+    """Held (SET NX) by the one caller asking Blink question about subject right now."""
+    return f"answer-lock:{question}:{subject}"

@@ -5,8 +5,8 @@ tipRecipients[{username, share}], userApiKey, userWalletId, displayCurrency,
 baseAmountDisplay, tipAmountDisplay, memo?, timestamp (ms)}; numbers may be strings.
 Both the store's last read fallback (LegacyFileStore) and the migration tool (migrate/) turn
 entries into splits with record_from_entry, so a record means the same thing to both.
-This module never writes the file. The plaintext key it holds is handed to the store only,
-which encrypts it before the record goes anywhere else.
+This module never writes the file. The plaintext key it holds is handed to the store (or
+the migration writer) only, which keeps its fingerprint and nothing else.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ _TIP_PERCENT_TOLERANCE_RATIO = Decimal("0.1")
 
 @dataclass(frozen=True)
 class LegacyRecord:
-    split: Split  # id None, no legs, merchant_key_ciphertext empty
+    split: Split  # id None, no legs, merchant_key_fingerprint empty
     api_key: str = field(repr=False)
 
 

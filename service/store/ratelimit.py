@@ -38,6 +38,19 @@ class RateLimiter:
         self._window = window_seconds
         self._clock = clock
 
+    def check(self, scope: str, identity: str, limit: int) -> RateDecision:
+        """Whether identity has already used up limit in this window; counts nothing."""
+        now = self._clock()
+        window = int(now // self._window)
+        try:
+            count = int(self._redis.get(keys.rate_limit(scope, identity, window)) or 0)
+        except redis.RedisError as exc:
+            log.warning("rate_limit_unavailable", extra={"error_type": type(exc).__name__, "scope": scope})
+            return RateDecision(True, 0)
+        if count < limit:
+            return RateDecision(True, 0)
+        return RateDecision(False, self._retry_after(window, now), scope)
+
     def hit_all(self, checks: Sequence[tuple[str, str, int]]) -> RateDecision:
         """Counts one hit on every (scope, identity, limit) in one round trip; refused if any is over."""
         now = self._clock()
@@ -57,5 +70,7 @@ class RateLimiter:
         refused = [scope for count, (scope, _id, limit) in zip(counts, checks, strict=True) if count > limit]
         if not refused:
             return RateDecision(True, 0)
-        retry_after = max(1, int((window + 1) * self._window - now + 0.999))
-        return RateDecision(False, retry_after, refused[0])
+        return RateDecision(False, self._retry_after(window, now), refused[0])
+
+    def _retry_after(self, window: int, now: float) -> int:
+        return max(1, int((window + 1) * self._window - now + 0.999))

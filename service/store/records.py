@@ -10,7 +10,8 @@ from typing import Any
 from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
 
 # Bump when the cached document changes shape: older documents are then treated as misses.
-CACHE_FORMAT = 1
+# 2: no merchant key ciphertext any more (format 1 documents are misses and are deleted).
+CACHE_FORMAT = 2
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -73,7 +74,6 @@ def split_from_mapping(row: dict[str, Any]) -> Split:
         claimed_at=_timestamp(row.get("claimed_at")),
         legs=tuple(leg_from_mapping(leg) for leg in row.get("legs") or ()),
         client_total_sats=row.get("client_total_sats"),
-        merchant_key_ciphertext=row.get("merchant_key_ciphertext") or "",
     )
 
 
@@ -83,7 +83,7 @@ def _json_text(value: Any) -> str:
 
 
 def split_to_document(split: Split) -> str:
-    """The JSON stored at tip:{hash}. The merchant key appears only as its ciphertext."""
+    """The JSON stored at tip:{hash}: no merchant key in any form, only its fingerprint."""
     document = {
         "format": CACHE_FORMAT,
         **vars(split),

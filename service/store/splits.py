@@ -22,7 +22,7 @@ from service.domain.errors import SplitNotCompletable, SplitNotFound
 from service.domain.model import Leg, LegKind, NewSplit, Split, SplitStatus
 from service.store.backlog import Backlog, read_backlog
 from service.store.cache import SplitCache, ttl_until
-from service.store.crypto import KeyBox
+from service.store.fingerprints import Fingerprints
 from service.store.legacy import LegacyFileStore
 from service.store.postgres import Database
 from service.store.records import leg_from_mapping, split_from_mapping
@@ -42,13 +42,13 @@ class SplitStore:
         self,
         db: Database,
         cache: SplitCache,
-        keybox: KeyBox,
+        fingerprints: Fingerprints,
         legacy: LegacyFileStore | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.db = db
         self.cache = cache
-        self.keybox = keybox
+        self.fingerprints = fingerprints
         self.legacy = legacy
         self.clock = clock
         self.q = db.q
@@ -71,8 +71,7 @@ class SplitStore:
             "tip_sats": new.tip_sats,
             "tip_percent": new.tip_percent,
             "merchant_wallet_id": new.merchant_wallet_id,
-            "merchant_key_ciphertext": self.keybox.encrypt(new.merchant_api_key, new.payment_hash),
-            "merchant_key_fingerprint": self.keybox.fingerprint(new.merchant_api_key),
+            "merchant_key_fingerprint": new.merchant_key_fingerprint,
             "tip_recipients": Jsonb([r.to_json() for r in new.tip_recipients]),
             "display_currency": new.display_currency,
             "base_amount_display": new.base_amount_display,
@@ -108,23 +107,15 @@ class SplitStore:
             row = self.q.select_split.one(conn, payment_hash=payment_hash)
         return None if row is None else split_from_mapping(row)
 
-    def merchant_api_key(self, split: Split) -> str:
-        """The merchant's plaintext API key, decrypted on demand (never stored or logged)."""
-        if not split.merchant_key_ciphertext:
-            raise SplitNotFound("this split carries no merchant key")
-        return self.keybox.decrypt(split.merchant_key_ciphertext, split.payment_hash)
-
     def _legacy_split(self, payment_hash: str) -> Split | None:
         if self.legacy is None:
             return None
         record = self.legacy.get(payment_hash)
         if record is None:
             return None
-        # Encrypt at once so the legacy plaintext never travels beyond this line.
+        # Only the fingerprint leaves this line: the file's plaintext key goes no further.
         return dataclasses.replace(
-            record.split,
-            merchant_key_ciphertext=self.keybox.encrypt(record.api_key, payment_hash),
-            merchant_key_fingerprint=self.keybox.fingerprint(record.api_key),
+            record.split, merchant_key_fingerprint=self.fingerprints.fingerprint(record.api_key)
         )
 
     # --- split state changes ------------------------------------------------------------

@@ -1,13 +1,14 @@
 -- Merchant reports (service/reports/). Every statement is scoped to ONE merchant by
--- merchant_key_fingerprint and to a period [start, end) on created_at, so it runs on the
--- index payment_splits_merchant_created_idx (fingerprint, created_at), never a table scan.
+-- merchant_key_fingerprint (its key's fingerprints under each configured secret, usually one)
+-- and to a period [start, end) on created_at, so it runs on the index
+-- payment_splits_merchant_created_idx (fingerprint, created_at), never a table scan.
 -- A sale's day is its created_at in the report's IANA zone %(tz)s.
 -- Only completed splits count as forwarded money; the other statuses are reported apart.
 
 -- name: report_merchant_known
 -- True when at least one sale was made with this key fingerprint (the report's login check).
 SELECT EXISTS (
-    SELECT 1 FROM payment_splits WHERE merchant_key_fingerprint = %(fingerprint)s
+    SELECT 1 FROM payment_splits WHERE merchant_key_fingerprint = ANY(%(fingerprints)s)
 )
 
 -- name: report_daily_totals
@@ -23,7 +24,7 @@ SELECT (s.created_at AT TIME ZONE %(tz)s)::date AS day,
        sum(s.base_amount_display) AS base_amount_display,
        sum(s.tip_amount_display) AS tip_amount_display
 FROM payment_splits s
-WHERE s.merchant_key_fingerprint = %(fingerprint)s
+WHERE s.merchant_key_fingerprint = ANY(%(fingerprints)s)
   AND s.created_at >= %(start)s AND s.created_at < %(end)s
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
@@ -38,7 +39,7 @@ SELECT (s.created_at AT TIME ZONE %(tz)s)::date AS day,
        max(s.created_at) AS last_tip_at
 FROM payment_splits s
 JOIN payment_legs l ON l.split_id = s.id AND l.kind = 'tip'
-WHERE s.merchant_key_fingerprint = %(fingerprint)s
+WHERE s.merchant_key_fingerprint = ANY(%(fingerprints)s)
   AND s.status = 'completed'
   AND s.created_at >= %(start)s AND s.created_at < %(end)s
 GROUP BY 1, 2
@@ -55,7 +56,7 @@ SELECT s.id, s.created_at, s.payment_hash, s.status, s.invoice_sats, s.base_sats
                  FROM payment_legs l
                  WHERE l.split_id = s.id AND l.kind = 'tip'), '[]'::jsonb) AS tips
 FROM payment_splits s
-WHERE s.merchant_key_fingerprint = %(fingerprint)s
+WHERE s.merchant_key_fingerprint = ANY(%(fingerprints)s)
   AND s.created_at >= %(after_created_at)s
   AND s.created_at < %(end)s
   AND (s.created_at, s.id) > (%(after_created_at)s, %(after_id)s)

@@ -9,14 +9,13 @@
 WITH split AS (
     INSERT INTO payment_splits (
         payment_hash, payment_request, invoice_sats, base_sats, tip_sats, tip_percent,
-        merchant_wallet_id, merchant_key_ciphertext, merchant_key_fingerprint, tip_recipients,
+        merchant_wallet_id, merchant_key_fingerprint, tip_recipients,
         display_currency, base_amount_display, tip_amount_display, memo, environment,
         client_total_sats, created_at, updated_at, expires_at)
     VALUES (
         %(payment_hash)s, %(payment_request)s, %(invoice_sats)s, %(base_sats)s, %(tip_sats)s,
-        %(tip_percent)s, %(merchant_wallet_id)s, %(merchant_key_ciphertext)s,
-        %(merchant_key_fingerprint)s, %(tip_recipients)s, %(display_currency)s,
-        %(base_amount_display)s, %(tip_amount_display)s, %(memo)s, %(environment)s,
+        %(tip_percent)s, %(merchant_wallet_id)s, %(merchant_key_fingerprint)s, %(tip_recipients)s,
+        %(display_currency)s, %(base_amount_display)s, %(tip_amount_display)s, %(memo)s, %(environment)s,
         %(client_total_sats)s, %(now)s, %(now)s, %(expires_at)s)
     RETURNING *
 ), legs AS (

@@ -6,11 +6,11 @@
 WITH splits AS (
     INSERT INTO payment_splits (
         payment_hash, payment_request, invoice_sats, base_sats, tip_sats, merchant_wallet_id,
-        merchant_key_ciphertext, merchant_key_fingerprint, display_currency, memo, environment,
+        merchant_key_fingerprint, display_currency, memo, environment,
         status, created_at, updated_at, expires_at, paid_at, processed_at)
     SELECT encode(sha256(convert_to('bulk-' || g, 'UTF8')), 'hex'), 'lnbcbulk' || g,
            1000 + mod(g, 97), 900 + mod(g, 97), 100, 'bulk-wallet-' || mod(g, %(merchants)s),
-           'v1:1:bulk', 'bulk-fp-' || mod(g, %(merchants)s), 'BTC', 'bulk sale ' || g, 'test',
+           'bulk-fp-' || mod(g, %(merchants)s), 'BTC', 'bulk sale ' || g, 'test',
            'completed', at, at, at + interval '1 day', at, at + interval '5 seconds'
     FROM generate_series(1, %(count)s) AS g
     CROSS JOIN LATERAL (

@@ -64,3 +64,15 @@ CREATE DATABASE blinkpos_migration_test
 
 -- name: call_cleanup_expired_payments
 SELECT cleanup_expired_payments()
+
+-- name: insert_split_with_key_ciphertext
+-- A split as versions before 005 stored it: with the merchant key's ciphertext.
+INSERT INTO payment_splits (
+    payment_hash, payment_request, invoice_sats, base_sats, tip_sats, merchant_wallet_id,
+    merchant_key_ciphertext, merchant_key_fingerprint, display_currency, environment,
+    created_at, updated_at, expires_at)
+VALUES (%(payment_hash)s, 'lnbc1', 1000, 1000, 0, 'merchant-wallet', %(ciphertext)s,
+        %(fingerprint)s, 'BTC', 'test', now(), now(), now() + interval '1 day')
+
+-- name: payment_split_columns
+SELECT column_name FROM information_schema.columns WHERE table_name = 'payment_splits'

@@ -1,0 +1,71 @@
+"""Merchant keys on public endpoints, and per-client throttles (issue 13 §2, §3).
+
+Failed key checks are counted per client address on every endpoint that takes a merchant key;
+once an address has used up its allowance, every key-authenticated call from it is refused
+until the window ends, right key or not, so guessing keys gains nothing from speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flask import request
+
+from service.context import services
+from service.errors import TooManyRequests
+
+_FAILED_AUTH = "auth-failed"
+API_KEY_HEADER = "X-API-KEY"
+# Answers with merchant data are for their merchant only: no shared cache may keep them.
+NO_STORE = {"Cache-Control": "private, no-store"}
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def refuse_if_failing_auth() -> None:
+    """429 when this client address failed too many key checks in the current window."""
+    svc = services()
+    decision = svc.limiter.check(_FAILED_AUTH, client_address(), svc.config.rate_limit_failed_auth_per_minute)
+    if not decision.allowed:
+        raise TooManyRequests(
+            "too_many_failed_attempts",
+            "Too many requests with a wrong API key from this address; wait a minute and try again.",
+            decision.retry_after,
+        )
+
+
+def count_failed_auth() -> None:
+    """One more failed key check by this client address (the limit applies from its next call)."""
+    svc = services()
+    svc.limiter.hit_all([(_FAILED_AUTH, client_address(), svc.config.rate_limit_failed_auth_per_minute)])
+
+
+def enforce_rate_limits(endpoint: str, checks: Sequence[tuple[str, str, int]], message: str) -> None:
+    """Counts one hit per (scope, identity, limit) under endpoint; 429 naming the scope refused."""
+    decision = services().limiter.hit_all(
+        [(f"{endpoint}:{scope}", identity, limit) for scope, identity, limit in checks]
+    )
+    if not decision.allowed:
+        raise TooManyRequests(
+            "rate_limited",
+            message,
+            decision.retry_after,
+            {"scope": decision.scope.removeprefix(f"{endpoint}:")},
+        )
+
+
+def is_merchant_of(stored_fingerprint: str) -> bool:
+    """Whether X-API-KEY is the key this fingerprint was made from (the merchant's full view).
+
+    No header: False, as for anyone. A key that does not match counts as a failed check.
+    """
+    api_key = request.headers.get(API_KEY_HEADER)
+    if not api_key:
+        return False
+    refuse_if_failing_auth()
+    if services().fingerprints.matches(api_key, stored_fingerprint):
+        return True
+    count_failed_auth()
+    return False
