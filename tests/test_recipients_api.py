@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 
 from service import create_app
+from tests.fixtures.payments import wait_for_a_fresh_rate_window
 from tests.lnurl_support import LnurlTestServer, Reply, running_server
 
 URL = "/api/recipients/validate"
@@ -99,6 +100,7 @@ def test_error_status_from_the_wallet_is_400_with_its_reason(app_with, server):
 
 def test_checks_are_rate_limited_per_client_address(app_with, server):
     address = server.pay_wallet("busy")
+    wait_for_a_fresh_rate_window()
     client = app_with(lnurl_insecure_hosts=(server.host_port,), rate_limit_per_ip_per_minute=2).test_client()
     statuses = [client.post(URL, json={"recipient": address}).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
