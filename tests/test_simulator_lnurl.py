@@ -216,3 +216,21 @@ def test_mode_can_be_changed_and_malformed_wallets_are_refused(lnurl_sim):
     ):
         answer = post(url, json=bad, timeout=5)
         assert answer.status_code == 400 and answer.json()["code"] == "invalid_lnurl_wallet", bad
+
+
+def test_held_payment_to_a_foreign_wallet_credits_it_only_when_it_settles(lnurl_sim):
+    wallet = lnurl_sim.create_lnurl_wallet(new_name())
+    payer = lnurl_sim.create_account(balance=10_000)
+    pr = fetch_invoice(wallet, 2_000_000)["pr"]
+    lnurl_sim.fault("lnInvoicePaymentSend", "pending_then_success", count=1)
+
+    first = lnurl_sim.pay_invoice(payer["apiKey"], payer["btcWalletId"], pr)
+    while_held = lnurl_sim.lnurl_wallet(wallet["name"])
+    settled = lnurl_sim.settle(bolt11.decode(pr).payment_hash)
+    after = lnurl_sim.lnurl_wallet(wallet["name"])
+
+    assert first["status"] == "PENDING"
+    assert while_held["balance"] == 0 and while_held["invoices"][0]["status"] == "PENDING"
+    assert settled["status"] == "SUCCESS"
+    assert after["balance"] == 2_000 and after["invoices"][0]["status"] == "SUCCESS"
+    assert lnurl_sim.balance(payer["btcWalletId"]) == 10_000 - 2_000 - 11
