@@ -108,13 +108,15 @@ class WebhookDispatcher:
             try:
                 response = requests.post(target.url, data=body, headers=headers, timeout=self._timeout)
             except requests.RequestException as exc:
-                log.warning("webhook_attempt_failed attempt=%d error=%s", attempt, type(exc).__name__)
+                failure = {"attempt": attempt, "error_type": type(exc).__name__}
+                log.warning("webhook_attempt_failed", extra=failure)
             else:
                 if 200 <= response.status_code < 300:
                     with self._lock:
                         self.delivered += 1
                     return
-                log.warning("webhook_attempt_failed attempt=%d status=%d", attempt, response.status_code)
+                failure = {"attempt": attempt, "status": response.status_code}
+                log.warning("webhook_attempt_failed", extra=failure)
             if attempt < self._attempts:
                 time.sleep(self._backoff * attempt)
         with self._lock:

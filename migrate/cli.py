@@ -23,7 +23,7 @@ from migrate.reporting import Progress, Summary, write_report
 from migrate.source import SourceFile, SourceUnreadable, Validated, read_source, validate
 from migrate.verifying import verify
 from migrate.writing import Outcome, SplitWriter
-from service.config import Config, ConfigError
+from service.config import NEEDS_DATABASE, NEEDS_STORE, Config, ConfigError
 from service.domain.clock import Clock, utc_now
 from service.domain.model import SplitStatus
 from service.store.cache import SplitCache, make_redis
@@ -89,10 +89,12 @@ def main(
     io = streams or Streams(sys.stdin, sys.stdout, sys.stderr)
     try:
         source = read_source(args.file)
-        config = Config.from_env(environ)
+        # A dry run reads Postgres (and fingerprints with the key); writing needs Redis too, never Blink.
+        dry_run_needs = (*NEEDS_DATABASE, "API_KEY_ENCRYPTION_KEY")
+        config = Config.from_env(environ, require=dry_run_needs if args.dry_run else NEEDS_STORE)
         return _run(args, config, source, io, clock)
     except (SourceUnreadable, ConfigError, NotAttempted) as exc:
-        io.stderr.write(f"migrate: {exc}\nmigrate: nothing was written\n")
+        io.stderr.write(f"migrate: {exc}; nothing was written\n")
         return EXIT_NOT_ATTEMPTED
 
 
@@ -113,6 +115,7 @@ def _run(args: argparse.Namespace, config: Config, source: SourceFile, io: Strea
         if plan.to_write and not args.no_backup:
             backup = write_backup(source, args.backup or source.path.resolve().parent, clock())
             io.stderr.write(f"migrate: backup written to {backup}\n")
+        keybox = KeyBox.from_setting(config.api_key_encryption_key)
         redis_client = make_redis(
             config.redis_url, config.redis_password, config.redis_socket_timeout_seconds
         )

@@ -6,10 +6,14 @@ package opens nothing, so gunicorn can import it in the master and build the app
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from service.config import Config
-from service.context import EXTENSION_KEY, AppServices
+
+if TYPE_CHECKING:  # Flask is imported by create_app: gunicorn's master imports this package without it
+    from flask import Flask
+
+    from service.context import AppServices
 
 __version__ = "0.1.0"
 
@@ -18,6 +22,8 @@ MAX_REQUEST_BYTES = 64 * 1024
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the app: config (from the environment unless given), logging, error handlers, clients."""
+    from flask import Flask
+
     from service.api.cors import init_cors
     from service.api.health import health_blueprint
     from service.api.metrics import init_request_metrics, metrics_blueprint
@@ -25,12 +31,14 @@ def create_app(config: Config | None = None) -> Flask:
     from service.api.payments import payments_blueprint
     from service.api.recipients import recipients_blueprint
     from service.api.reports import reports_blueprint
+    from service.api.request_log import init_request_logging
     from service.api.webhooks import webhooks_blueprint
+    from service.context import EXTENSION_KEY
     from service.errors import register_error_handlers
-    from service.logging import configure_logging, init_request_logging
+    from service.logging import configure_logging
 
     config = config if config is not None else Config.from_env()
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
@@ -56,10 +64,12 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
-def build_services(config: Config) -> AppServices:
-    """Open the pool and clients and wire the store; whatever opened is closed again on failure."""
+def build_services(config: Config, *, with_payments: bool = True) -> AppServices:
+    """Open the pool and clients and wire the store (and the payment services unless told not to:
+    an operator command that only reads splits needs no Blink settings); closed again on failure."""
     from datetime import timedelta
 
+    from service.context import AppServices
     from service.metrics import Metrics
     from service.store import cache, fingerprints, legacy, migrations, postgres, splits
 
@@ -92,7 +102,8 @@ def build_services(config: Config) -> AppServices:
             expected_schema_version=migrations.expected_version(),
             metrics=Metrics(),
         )
-        attach_payment_services(services)
+        if with_payments:
+            attach_payment_services(services)
         return services
     except BaseException:
         db.close()

@@ -6,26 +6,28 @@
     splits failed  list failed/stuck splits with their legs (--json)
     splits retry   reset a failed split's legs so the worker retries it (--now: forward at once)
     db upgrade     apply pending migrations to DATABASE_URL
-    config check   validate the environment and exit (0 ok, 2 with one line naming the problems)
+    config check   validate the environment and exit
 
-Each command is a function `(args) -> exit status` registered in `build_parser`; add new ones
-(demo, worker, splits failed|retry) the same way. Output for humans goes through `say`; logs stay
-JSON lines.
+Each command is a function `(args) -> exit status` registered in `build_parser`, and reads only the
+settings it uses. A command that cannot do its job says why in one line on stderr, with what to do,
+and exits with a documented status (README, Commands):
+    0 done; 1 the command ran and refused or failed (e.g. a retry refused, a demo sale not paid);
+    2 bad usage or configuration; 3 a server it needs (Postgres, Redis, Blink, the dev stack) is
+    unreachable; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service.config import ConfigError
+from service.config import NEEDS_DATABASE, NEEDS_STORE, ConfigError
 
-CONFIG_ERROR_EXIT_STATUS = 2
+EXIT_FAILED, CONFIG_ERROR_EXIT_STATUS, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def say(line: str = "") -> None:
@@ -78,12 +80,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import requests
+    from redis.exceptions import RedisError
+
+    from service.store.errors import MigrationError, StoreUnavailable
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except ConfigError as error:
-        sys.stderr.write(f"blinkpos: {error}\n")
-        return CONFIG_ERROR_EXIT_STATUS
+        return fail(f"{error} (README lists every setting)", CONFIG_ERROR_EXIT_STATUS)
+    except StoreUnavailable:
+        return fail("cannot reach Postgres at DATABASE_URL: start it or fix DATABASE_URL", EXIT_UNREACHABLE)
+    except RedisError:
+        return fail("cannot reach Redis at REDIS_URL: start it or fix REDIS_URL", EXIT_UNREACHABLE)
+    except requests.RequestException as error:
+        where = _host_of(error.request.url) if error.request is not None and error.request.url else "a server"
+        return fail(f"cannot reach {where}: is `python -m service dev` running?", EXIT_UNREACHABLE)
+    except MigrationError as error:
+        return fail(f"database upgrade failed: {error}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def fail(line: str, status: int) -> int:
+    sys.stderr.write(f"blinkpos: {line}\n")
+    return status
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc.rsplit("@", 1)[-1] or "a server"
+
+
+def _configure_logging(config: Any) -> None:
+    from service.logging import configure_logging
+
+    configure_logging(config.log_level, config.log_format)
 
 
 def run_config_check(_args: argparse.Namespace) -> int:
@@ -95,13 +129,12 @@ def run_config_check(_args: argparse.Namespace) -> int:
 
 
 def run_db_upgrade(_args: argparse.Namespace) -> int:
-    from service.config import database_url_from_env
-    from service.logging import configure_logging
+    from service.config import Config
     from service.store import migrations
 
-    database_url = database_url_from_env()
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper())
-    migrations.upgrade(database_url)
+    config = Config.from_env(require=NEEDS_DATABASE)
+    _configure_logging(config)
+    migrations.upgrade(config.database_url)
     say(f"database schema at version {migrations.expected_version()}")
     return 0
 
@@ -109,14 +142,14 @@ def run_db_upgrade(_args: argparse.Namespace) -> int:
 # --- worker and operator commands -------------------------------------------------------------
 
 
-def _open_services() -> Any:
+def _open_services(require: tuple[str, ...] | None = None) -> Any:
+    """The store (and, when the command requires the Blink settings, the payment services)."""
     from service import build_services
-    from service.config import Config
-    from service.logging import configure_logging
+    from service.config import REQUIRED_VARIABLES, Config
 
-    config = Config.from_env()
-    configure_logging(config.log_level)
-    return build_services(config)
+    config = Config.from_env(require=require)
+    _configure_logging(config)
+    return build_services(config, with_payments=require is None or require == REQUIRED_VARIABLES)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -146,7 +179,7 @@ def run_worker(args: argparse.Namespace) -> int:
 def run_splits_failed(args: argparse.Namespace) -> int:
     from service import operator
 
-    services = _open_services()
+    services = _open_services(NEEDS_STORE)
     try:
         splits = services.store.needing_attention(services.config.forward_lease_seconds, limit=args.limit)
     finally:
@@ -160,14 +193,14 @@ def run_splits_retry(args: argparse.Namespace) -> int:
     from service.domain.errors import PaymentError
 
     payment_hash = args.payment_hash.strip().lower()
-    services = _open_services()
+    # Without --now the worker does the forwarding: the command needs no Blink settings.
+    services = _open_services(None if args.now else NEEDS_STORE)
     try:
         try:
             lease_seconds = services.config.forward_lease_seconds
             legs = operator.reset_for_retry(services.store, payment_hash, lease_seconds)
         except operator.RetryRefused as refused:
-            sys.stderr.write(f"blinkpos: {refused}\n")
-            return 1
+            return fail(str(refused), EXIT_FAILED)
         if not args.now:
             say(f"split {payment_hash}: {legs} failed leg(s) reset; the worker will retry it")
             return 0

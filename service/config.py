@@ -1,26 +1,33 @@
-"""Every setting of the service, read from the environment in one place (12-factor).
+"""Every setting of the service and of its gunicorn server, read from the environment (12-factor).
 
-`Config.from_env()` validates everything at once and raises `ConfigError` naming every missing or
-invalid variable in a single line, so an operator fixes them all in one go.
+Each setting is one dataclass field: its environment variable is the field's name in capitals, its
+parser and its default sit on the field, so a default is written once. `from_env()` validates
+everything at once and raises `ConfigError` naming every missing or invalid variable in a single
+line. A command asks only for the settings it uses (`require=`): `splits failed` needs Postgres,
+not Blink. README's configuration table documents every variable read here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from service.store.fingerprints import parse_key_setting
 
 DEFAULT_BLINK_API_URL = "https://api.blink.sv/graphql"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("auto", "json", "text")
+MAX_DEFAULT_WORKERS = 8  # each worker holds its own Postgres pool: keep connections bounded
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     """Missing or invalid settings; the message is one line and never contains a value."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -28,85 +35,8 @@ class ConfigError(Exception):
         super().__init__("invalid configuration: " + "; ".join(problems))
 
 
-@dataclass(frozen=True)
-class Config:
-    database_url: str = field(repr=False)  # may carry a password
-    redis_url: str = field(repr=False)
-    blinkpos_api_key: str = field(repr=False)
-    blinkpos_btc_wallet_id: str
-    api_key_encryption_key: str = field(repr=False)  # the fingerprint secret (store/fingerprints.py)
-    redis_password: str | None = field(default=None, repr=False)
-    blink_api_url: str = DEFAULT_BLINK_API_URL
-    blink_webhook_secret: str | None = field(default=None, repr=False)
-    tip_ttl_seconds: int = 86400
-    tip_store_file: str | None = None
-    max_invoice_sats: int = 10_000_000
-    pg_pool_min_size: int = 2
-    pg_pool_max_size: int = 10
-    pg_connect_timeout_seconds: float = 5.0
-    redis_socket_timeout_seconds: float = 0.5
-    blink_connect_timeout_seconds: float = 3.0
-    blink_read_timeout_seconds: float = 15.0
-    forward_lease_seconds: int = 300
-    forward_leg_concurrency: int = 8
-    leg_max_attempts: int = 10
-    rate_limit_per_wallet_per_minute: int = 60
-    rate_limit_per_ip_per_minute: int = 120
-    # Failed key checks (create-invoice, reports, forward-payment, payment-status) per client
-    # address; beyond it every key-authenticated call from that address is refused for the minute.
-    rate_limit_failed_auth_per_minute: int = 10
-    rate_limit_forward_per_ip_per_minute: int = 120
-    rate_limit_forward_per_hash_per_minute: int = 60
-    cors_allowed_origins: tuple[str, ...] = ()
-    # Load balancers in front that append to X-Forwarded-For; the client address for rate
-    # limits is read that many hops from the right. 0 trusts no header (direct exposure).
-    trusted_proxy_count: int = 0
-    environment: str = "production"
-    log_level: str = "INFO"
-    worker_poll_seconds: float = 1.0
-    pending_poll_after_seconds: int = 30
-    # Lightning Address / LNURL-pay payouts (DESIGN 8).
-    blink_lightning_domains: tuple[str, ...] = ("blink.sv", "pay.blink.sv")
-    lnurl_insecure_hosts: tuple[str, ...] = ()
-    lnurl_timeout_seconds: float = 5.0
-    lnurl_max_response_bytes: int = 65536
-    lnurl_cache_seconds: int = 300
-    lnurl_invoice_min_seconds_left: int = 30
-    lnurl_fee_reserve_percent: Decimal = Decimal("1")
-    lnurl_fee_reserve_min_sats: int = 3
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
-        """Build and validate the configuration; raise ConfigError listing every problem."""
-        env = os.environ if environ is None else environ
-        reader = _Reader(env)
-        values: dict[str, Any] = {}
-        for spec in _SPECS:
-            values[spec.attribute] = reader.read(spec)
-        config_values = {k: v for k, v in values.items() if v is not _MISSING}
-        reader.check_relations(config_values)
-        if reader.problems:
-            raise ConfigError(reader.problems)
-        return cls(**config_values)
-
-
-_MISSING = object()
-
-
-@dataclass(frozen=True)
-class _Spec:
-    variable: str
-    parse: Callable[[str], Any]
-    default: Any = _MISSING  # _MISSING means required
-
-    @property
-    def attribute(self) -> str:
-        return self.variable.lower()
-
-
+# --- parsers: each raises ValueError with a reason that never repeats the value -----------------
 def _text(raw: str) -> str:
-    if not raw.strip():
-        raise ValueError("must not be empty")
     return raw.strip()
 
 
@@ -114,18 +44,17 @@ def _optional_text(raw: str) -> str | None:
     return raw.strip() or None
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < minimum:
+            raise ValueError(f"must be an integer of at least {minimum}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value < 0:
-        raise ValueError("must be zero or a positive integer")
-    return value
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
 def _positive_seconds(raw: str) -> float:
@@ -135,12 +64,19 @@ def _positive_seconds(raw: str) -> float:
     return value
 
 
+# scheme://host[:port] with a DNS name or IPv4 host: nothing flask-cors could read as a pattern.
+_ORIGIN = re.compile(r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::(\d{1,5}))?", re.IGNORECASE)
+
+
+def _origin(text: str) -> str:
+    match = _ORIGIN.fullmatch(text)
+    if match is None or (match.group(3) is not None and not 0 < int(match.group(3)) < 65536):
+        raise ValueError("must be comma-separated exact origins scheme://host[:port] (no wildcard or path)")
+    return text.lower()
+
+
 def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
-    for origin in origins:
-        if not origin.startswith(("http://", "https://")):
-            raise ValueError("must be comma-separated http(s) origins")
-    return origins
+    return tuple(_origin(part.strip().rstrip("/")) for part in raw.split(",") if part.strip())
 
 
 def _domains(raw: str) -> tuple[str, ...]:
@@ -169,16 +105,19 @@ def _percent(raw: str) -> Decimal:
     return value
 
 
-def _log_level(raw: str) -> str:
-    level = raw.strip().upper()
-    if level not in LOG_LEVELS:
-        raise ValueError("must be one of " + "/".join(LOG_LEVELS))
-    return level
+def _choice(choices: tuple[str, ...], transform: Callable[[str], str]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = transform(raw.strip())
+        if value not in choices:
+            raise ValueError("must be one of " + "/".join(choices))
+        return value
+
+    return parse
 
 
 def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
-        value = _text(raw)
+        value = raw.strip()
         if not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
             raise ValueError("must start with " + " or ".join(f"{s}://" for s in schemes))
         return value
@@ -186,10 +125,8 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _webhook_secret(raw: str) -> str | None:
+def _webhook_secret(raw: str) -> str:
     value = raw.strip()
-    if not value:
-        return None
     if not value.startswith("whsec_"):
         raise ValueError("must start with whsec_")
     try:
@@ -200,95 +137,173 @@ def _webhook_secret(raw: str) -> str | None:
 
 
 def _encryption_key(raw: str) -> str:
-    value = _text(raw)
+    value = raw.strip()
     parse_key_setting(value)  # the fingerprints' own parser: what passes here, the app can use
     return value
 
 
-_SPECS: tuple[_Spec, ...] = (
-    _Spec("DATABASE_URL", _url(("postgresql", "postgres"))),
-    _Spec("REDIS_URL", _url(("redis", "rediss", "unix"))),
-    _Spec("REDIS_PASSWORD", _optional_text, None),
-    _Spec("BLINK_API_URL", _url(("http", "https")), DEFAULT_BLINK_API_URL),
-    _Spec("BLINKPOS_API_KEY", _text),
-    _Spec("BLINKPOS_BTC_WALLET_ID", _text),
-    _Spec("BLINK_WEBHOOK_SECRET", _webhook_secret, None),
-    _Spec("API_KEY_ENCRYPTION_KEY", _encryption_key),
-    _Spec("TIP_TTL_SECONDS", _positive_int, 86400),
-    _Spec("TIP_STORE_FILE", _optional_text, None),
-    _Spec("MAX_INVOICE_SATS", _positive_int, 10_000_000),
-    _Spec("PG_POOL_MIN_SIZE", _non_negative_int, 2),
-    _Spec("PG_POOL_MAX_SIZE", _positive_int, 10),
-    _Spec("PG_CONNECT_TIMEOUT_SECONDS", _positive_seconds, 5.0),
-    _Spec("REDIS_SOCKET_TIMEOUT_SECONDS", _positive_seconds, 0.5),
-    _Spec("BLINK_CONNECT_TIMEOUT_SECONDS", _positive_seconds, 3.0),
-    _Spec("BLINK_READ_TIMEOUT_SECONDS", _positive_seconds, 15.0),
-    _Spec("FORWARD_LEASE_SECONDS", _positive_int, 300),
-    _Spec("FORWARD_LEG_CONCURRENCY", _positive_int, 8),
-    _Spec("LEG_MAX_ATTEMPTS", _positive_int, 10),
-    _Spec("RATE_LIMIT_PER_WALLET_PER_MINUTE", _positive_int, 60),
-    _Spec("RATE_LIMIT_PER_IP_PER_MINUTE", _positive_int, 120),
-    _Spec("RATE_LIMIT_FAILED_AUTH_PER_MINUTE", _positive_int, 10),
-    _Spec("RATE_LIMIT_FORWARD_PER_IP_PER_MINUTE", _positive_int, 120),
-    _Spec("RATE_LIMIT_FORWARD_PER_HASH_PER_MINUTE", _positive_int, 60),
-    _Spec("CORS_ALLOWED_ORIGINS", _origins, ()),
-    _Spec("TRUSTED_PROXY_COUNT", _non_negative_int, 0),
-    _Spec("ENVIRONMENT", _text, "production"),
-    _Spec("LOG_LEVEL", _log_level, "INFO"),
-    _Spec("WORKER_POLL_SECONDS", _positive_seconds, 1.0),
-    _Spec("PENDING_POLL_AFTER_SECONDS", _positive_int, 30),
-    _Spec("BLINK_LIGHTNING_DOMAINS", _domains, ("blink.sv", "pay.blink.sv")),
-    _Spec("LNURL_INSECURE_HOSTS", _host_ports, ()),
-    _Spec("LNURL_TIMEOUT_SECONDS", _positive_seconds, 5.0),
-    _Spec("LNURL_MAX_RESPONSE_BYTES", _positive_int, 65536),
-    _Spec("LNURL_CACHE_SECONDS", _positive_int, 300),
-    _Spec("LNURL_INVOICE_MIN_SECONDS_LEFT", _non_negative_int, 30),
-    _Spec("LNURL_FEE_RESERVE_PERCENT", _percent, Decimal("1")),
-    _Spec("LNURL_FEE_RESERVE_MIN_SATS", _non_negative_int, 3),
-)
-
-# The variable names, in documentation order (README and .env.example list the same).
-VARIABLES: tuple[str, ...] = tuple(spec.variable for spec in _SPECS)
+def setting(parse: Callable[[str], Any], default: Any = "", *, secret: bool = False) -> Any:
+    """A field read from the environment variable of its name; unset or empty means the default."""
+    return field(default=default, repr=not secret, metadata={"parse": parse})
 
 
-def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
-    """Only DATABASE_URL, validated: for commands that need nothing else (`db upgrade`)."""
-    reader = _Reader(os.environ if environ is None else environ)
-    value = reader.read(next(spec for spec in _SPECS if spec.variable == "DATABASE_URL"))
-    if reader.problems:
-        raise ConfigError(reader.problems)
-    return value
+@dataclass(frozen=True)
+class LogSettings:
+    """Read by the app, the commands and gunicorn alike."""
+
+    log_level: str = setting(_choice(LOG_LEVELS, str.upper), "INFO")
+    log_format: str = setting(_choice(LOG_FORMATS, str.lower), "auto")
 
 
-class _Reader:
-    """Collects every problem instead of stopping at the first."""
+# --- the service ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Config(LogSettings):
+    # "" means not set: from_env refuses that for each setting the command requires.
+    database_url: str = setting(_url(("postgresql", "postgres")), secret=True)  # may carry a password
+    redis_url: str = setting(_url(("redis", "rediss", "unix")), secret=True)
+    redis_password: str | None = setting(_optional_text, None, secret=True)
+    blink_api_url: str = setting(_url(("http", "https")), DEFAULT_BLINK_API_URL)
+    blinkpos_api_key: str = setting(_text, secret=True)
+    blinkpos_btc_wallet_id: str = setting(_text)
+    blink_webhook_secret: str | None = setting(_webhook_secret, None, secret=True)
+    api_key_encryption_key: str = setting(_encryption_key, secret=True)  # the fingerprint secret
+    tip_ttl_seconds: int = setting(_positive_int, 86400)
+    tip_store_file: str | None = setting(_optional_text, None)
+    max_invoice_sats: int = setting(_positive_int, 10_000_000)
+    pg_pool_min_size: int = setting(_non_negative_int, 2)
+    pg_pool_max_size: int = setting(_positive_int, 10)
+    pg_connect_timeout_seconds: float = setting(_positive_seconds, 5.0)
+    redis_socket_timeout_seconds: float = setting(_positive_seconds, 0.5)
+    blink_connect_timeout_seconds: float = setting(_positive_seconds, 3.0)
+    blink_read_timeout_seconds: float = setting(_positive_seconds, 15.0)
+    forward_lease_seconds: int = setting(_positive_int, 300)
+    forward_leg_concurrency: int = setting(_positive_int, 8)
+    leg_max_attempts: int = setting(_positive_int, 10)
+    rate_limit_per_wallet_per_minute: int = setting(_positive_int, 60)
+    rate_limit_per_ip_per_minute: int = setting(_positive_int, 120)
+    # Failed key checks (create-invoice, reports, forward-payment, payment-status) per client
+    # address; beyond it every key-authenticated call from that address is refused for the minute.
+    rate_limit_failed_auth_per_minute: int = setting(_positive_int, 10)
+    rate_limit_forward_per_ip_per_minute: int = setting(_positive_int, 120)
+    rate_limit_forward_per_hash_per_minute: int = setting(_positive_int, 60)
+    cors_allowed_origins: tuple[str, ...] = setting(_origins, ())
+    # Load balancers in front that append to X-Forwarded-For; the client address for rate
+    # limits is read that many hops from the right. 0 trusts no header (direct exposure).
+    trusted_proxy_count: int = setting(_non_negative_int, 0)
+    environment: str = setting(_text, "production")
+    worker_poll_seconds: float = setting(_positive_seconds, 1.0)
+    pending_poll_after_seconds: int = setting(_positive_int, 30)
+    # Lightning Address / LNURL-pay payouts (DESIGN 8).
+    blink_lightning_domains: tuple[str, ...] = setting(_domains, ("blink.sv", "pay.blink.sv"))
+    lnurl_insecure_hosts: tuple[str, ...] = setting(_host_ports, ())
+    lnurl_timeout_seconds: float = setting(_positive_seconds, 5.0)
+    lnurl_max_response_bytes: int = setting(_positive_int, 65536)
+    lnurl_cache_seconds: int = setting(_positive_int, 300)
+    lnurl_invoice_min_seconds_left: int = setting(_non_negative_int, 30)
+    lnurl_fee_reserve_percent: Decimal = setting(_percent, Decimal("1"))
+    lnurl_fee_reserve_min_sats: int = setting(_non_negative_int, 3)
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-        self.missing: list[str] = []
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, require: Collection[str] | None = None
+    ) -> Config:
+        """The settings; `require` names what the command cannot run without (default: the app's)."""
+        env = os.environ if environ is None else environ
+        config = _read(cls, env, REQUIRED_VARIABLES if require is None else require)
+        if config.pg_pool_min_size > config.pg_pool_max_size:
+            raise ConfigError(["PG_POOL_MIN_SIZE must not exceed PG_POOL_MAX_SIZE"])
+        return config
 
-    def read(self, spec: _Spec) -> Any:
-        raw = self.env.get(spec.variable)
+
+# What each kind of command needs, smallest first.
+NEEDS_DATABASE: tuple[str, ...] = ("DATABASE_URL",)
+NEEDS_STORE: tuple[str, ...] = (*NEEDS_DATABASE, "REDIS_URL", "API_KEY_ENCRYPTION_KEY")
+REQUIRED_VARIABLES: tuple[str, ...] = (*NEEDS_STORE, "BLINKPOS_API_KEY", "BLINKPOS_BTC_WALLET_ID")
+
+
+# --- the gunicorn server (gunicorn.conf.py) --------------------------------------------------------
+def available_cores() -> int:
+    """CPUs this container may use: the cgroup v2 quota if one is set, else the affinity mask.
+
+    `os.cpu_count()` reports the host's CPUs, which overcounts badly under a container CPU limit.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as cpu_max:
+            quota, period = cpu_max.read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))  # ceiling division
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+@dataclass(frozen=True)
+class ServerConfig(LogSettings):
+    port: int = setting(_positive_int, 8080)
+    gunicorn_bind: str = setting(_text)  # wins over PORT
+    gunicorn_workers: int = setting(_positive_int, 0)  # 0: 2 * cores + 1, at most MAX_DEFAULT_WORKERS
+    # 32: measured by `python -m bench` with 100 ms added to every Blink call (a whole sale makes
+    # eight sequential calls), 8 threads per worker gave 29 sales/s and 32 gave 48 at 128 clients.
+    gunicorn_threads: int = setting(_positive_int, 32)
+    gunicorn_timeout: int = setting(_positive_int, 60)
+    gunicorn_graceful_timeout: int = setting(_positive_int, 30)
+    gunicorn_keepalive: int = setting(_non_negative_int, 5)
+    gunicorn_max_requests: int = setting(_non_negative_int, 2000)
+    gunicorn_max_requests_jitter: int = setting(_non_negative_int, 200)
+    forwarded_allow_ips: str = setting(_text, "127.0.0.1,::1")
+    prometheus_multiproc_dir: str = setting(_text)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
+        return _read(cls, os.environ if environ is None else environ, ())
+
+    @property
+    def bind(self) -> str:
+        return self.gunicorn_bind or f"0.0.0.0:{self.port}"
+
+    @property
+    def workers(self) -> int:
+        return self.gunicorn_workers or min(2 * available_cores() + 1, MAX_DEFAULT_WORKERS)
+
+
+# --- reading -------------------------------------------------------------------------------------
+_Settings = TypeVar("_Settings", Config, ServerConfig)
+
+
+def variables(settings: type) -> tuple[str, ...]:
+    return tuple(item.name.upper() for item in dataclasses.fields(settings))
+
+
+def _read(settings: type[_Settings], env: Mapping[str, str], require: Collection[str]) -> _Settings:
+    """Every field from env; raises ConfigError listing every missing and every invalid variable."""
+    missing: list[str] = []
+    invalid: list[str] = []
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(settings):
+        variable = item.name.upper()
+        raw = env.get(variable)
         if raw is None or not raw.strip():  # an empty line in a .env file means "unset"
-            if spec.default is _MISSING:
-                self._missing(spec.variable)
-            return spec.default
+            if variable in require:
+                missing.append(variable)
+            continue
         try:
-            return spec.parse(raw)
+            values[item.name] = item.metadata["parse"](raw)
         except ValueError as exc:
             # int()/float() messages echo the value; keep ours, which never do.
-            reason = str(exc) if not str(exc).startswith(("invalid literal", "could not convert")) else ""
-            self.problems.append(f"{spec.variable} {reason or 'is not a valid number'}")
-            return _MISSING
+            reason = str(exc)
+            if reason.startswith(("invalid literal", "could not convert")) or not reason:
+                reason = "is not a valid number"
+            invalid.append(f"{variable} {reason}")
+    problems = ([f"missing {', '.join(missing)}"] if missing else []) + invalid
+    if problems:
+        raise ConfigError(problems)
+    return settings(**values)
 
-    def _missing(self, variable: str) -> None:
-        self.missing.append(variable)
-        if len(self.missing) == 1:
-            self.problems.insert(0, "")
-        self.problems[0] = "missing " + ", ".join(self.missing)
 
-    def check_relations(self, values: Mapping[str, Any]) -> None:
-        low, high = values.get("pg_pool_min_size"), values.get("pg_pool_max_size")
-        if isinstance(low, int) and isinstance(high, int) and low > high:
-            self.problems.append("PG_POOL_MIN_SIZE must not exceed PG_POOL_MAX_SIZE")
+# The variable names, in documentation order (README and .env.example list the same).
+VARIABLES: tuple[str, ...] = variables(Config)
+SERVER_VARIABLES: tuple[str, ...] = variables(ServerConfig)

@@ -1,9 +1,11 @@
-"""JSON-lines logging on stdout, a request id per request, and defensive redaction of API keys.
+"""Log records on stdout: JSON lines in production, one readable line each on a terminal.
 
-One object per line: ts, level, event (the log message, a snake_case name), logger, request_id and
-whatever the call passed in `extra=`. Anything named like an API key is replaced by "[redacted]",
-in extra fields, in the message text and in formatted tracebacks, so a mistake elsewhere cannot put
-a merchant's key into the logs.
+This module imports nothing of Flask or the service, so gunicorn's master logs with the same
+formatter as the app. `LOG_FORMAT` chooses: `json`, `text`, or `auto` (text when stdout is a
+terminal, JSON otherwise). A JSON line holds ts, level, event (a snake_case name), logger,
+request_id and the fields passed in `extra=`. Anything named like an API key, and every
+key-shaped token in any text (Blink's `blink_...` keys, whole), becomes "[redacted]", so a
+mistake elsewhere cannot put a merchant's key into the logs.
 """
 
 from __future__ import annotations
@@ -13,17 +15,13 @@ import json
 import logging
 import re
 import sys
-import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-from flask import Flask, Response, g, request
+from typing import Any, TextIO
 
 REDACTED = "[redacted]"
-REQUEST_ID_HEADER = "X-Request-ID"
-_HANDLER_NAME = "blinkpos-json"
+_HANDLER_NAME = "blinkpos-stdout"
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -38,23 +36,50 @@ _SECRET_IN_TEXT = re.compile(
     ([^\s"',;&}\]]+)                                                             # the value
     """
 )
-_BLINK_KEY_IN_TEXT = re.compile(r"\bblink_[A-Za-z0-9]{16,}\b")
+# Blink keys are `blink_` and ~48 characters; the simulator's include '-' and '_'. The whole run
+# is taken: stopping at the first '-' or '_' would let the rest of the secret through.
+_KEY_SHAPED = re.compile(r"blink_[A-Za-z0-9_-]{16,}")
+_IDENTIFIER = re.compile(r"[a-z0-9_]+")  # blink_request_duration_seconds is a name, not a key
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 # LogRecord attributes that are not "extra" fields.
 _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+# --- request id ------------------------------------------------------------------------------
 def current_request_id() -> str | None:
     return _request_id.get()
 
 
+def bind_request_id(request_id: str) -> contextvars.Token:
+    return _request_id.set(request_id)
+
+
+def unbind_request_id(token: contextvars.Token) -> None:
+    try:
+        _request_id.reset(token)
+    except ValueError:  # reset in another context than it was set in
+        _request_id.set(None)
+
+
+def sane_request_id(candidate: str | None) -> str:
+    if candidate and _SANE_REQUEST_ID.match(candidate):
+        return candidate
+    return uuid.uuid4().hex
+
+
+# --- redaction -------------------------------------------------------------------------------
 def is_secret_field(name: str) -> bool:
     return name.lower().replace("-", "").replace("_", "") in _SECRET_FIELD_NAMES
 
 
+def _mask_key(match: re.Match[str]) -> str:
+    return match.group(0) if _IDENTIFIER.fullmatch(match.group(0)) else REDACTED
+
+
 def redact_text(text: str) -> str:
-    text = _SECRET_IN_TEXT.sub(lambda match: match.group(1) + REDACTED, text)
-    return _BLINK_KEY_IN_TEXT.sub(REDACTED, text)
+    text = _KEY_SHAPED.sub(_mask_key, text)
+    return _SECRET_IN_TEXT.sub(lambda match: match.group(1) + REDACTED, text)
 
 
 def redact(value: Any) -> Any:
@@ -71,25 +96,69 @@ def redact(value: Any) -> Any:
     return value
 
 
+# --- formatters ------------------------------------------------------------------------------
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """event, logger, request_id and the extra fields of a record, redacted.
+
+    A message that is not a snake_case name (a library's prose) keeps its text in `message`,
+    under the stable event `<library>_log`.
+    """
+    message = record.getMessage()
+    fields: dict[str, Any] = {"event": message}
+    if not _EVENT_NAME.fullmatch(message):
+        fields = {"event": record.name.split(".", 1)[0].lower() + "_log", "message": message}
+    fields["logger"] = record.name
+    fields["request_id"] = getattr(record, "request_id", None) or current_request_id()
+    for key, value in vars(record).items():
+        if key not in _RECORD_ATTRIBUTES and key not in fields:
+            fields[key] = value
+    return redact(fields)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "event": record.getMessage(),
-            "logger": record.name,
-            "request_id": getattr(record, "request_id", None) or current_request_id(),
+            **record_fields(record),
         }
-        for key, value in vars(record).items():
-            if key not in _RECORD_ATTRIBUTES and key not in entry:
-                entry[key] = value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(redact(entry), default=str, ensure_ascii=False)
+            entry["exc"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every log record to stdout as JSON lines. Idempotent: replaces our handler if present.
+class TextFormatter(logging.Formatter):
+    """`12:04:05.120 INFO  request_completed method=GET path=/api/health status=200` for people."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = record_fields(record)
+        fields.pop("logger")
+        if fields["request_id"] is None:
+            fields.pop("request_id")
+        event = fields.pop("event")
+        clock = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        pairs = " ".join(f"{key}={_plain(value)}" for key, value in fields.items() if value is not None)
+        line = f"{clock} {record.levelname:<7} {event} {pairs}".rstrip()
+        if record.exc_info:
+            line += "\n" + redact_text(self.formatException(record.exc_info))
+        return line
+
+
+def _plain(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return json.dumps(text, ensure_ascii=False) if not text or " " in text or '"' in text else text
+
+
+def make_formatter(log_format: str = "auto", stream: TextIO | None = None) -> logging.Formatter:
+    """The formatter for LOG_FORMAT: text on a terminal when `auto`, JSON otherwise."""
+    stream = sys.stdout if stream is None else stream
+    if log_format == "text" or (log_format == "auto" and stream.isatty()):
+        return TextFormatter()
+    return JsonFormatter()
+
+
+def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
+    """Send every log record to stdout in LOG_FORMAT. Idempotent: replaces our handler if present.
 
     Other console handlers on the root logger (gunicorn's logconfig puts one there) are replaced too,
     so each record is written once and in our format; capture handlers (pytest's) are left alone.
@@ -101,54 +170,25 @@ def configure_logging(level: str = "INFO") -> None:
             root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stdout)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(make_formatter(log_format, sys.stdout))
     root.addHandler(handler)
     root.setLevel(level)
     # werkzeug's own access log duplicates our request_completed line.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-def sane_request_id(candidate: str | None) -> str:
-    if candidate and _SANE_REQUEST_ID.match(candidate):
-        return candidate
-    return uuid.uuid4().hex
-
-
-def init_request_logging(app: Flask) -> None:
-    """Give every request an id (the client's X-Request-ID if sane), log its completion, echo the id."""
-    access_log = logging.getLogger("service.access")
-
-    @app.before_request
-    def assign_request_id() -> None:
-        request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER))
-        g.request_id = request_id
-        g.request_started = time.perf_counter()
-        g.request_id_token = _request_id.set(request_id)
-
-    @app.after_request
-    def log_and_echo_request_id(response: Response) -> Response:
-        request_id = g.get("request_id")
-        if request_id is None:  # the request failed before our before_request hook ran
-            request_id = sane_request_id(None)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        started = g.get("request_started")
-        access_log.info(
-            "request_completed",
-            extra={
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            },
-        )
-        return response
-
-    @app.teardown_request
-    def forget_request_id(_error: BaseException | None) -> None:
-        token = g.pop("request_id_token", None)
-        if token is not None:
-            try:
-                _request_id.reset(token)
-            except ValueError:  # torn down in another context than it was set in
-                _request_id.set(None)
+def gunicorn_logconfig(level: str, log_format: str) -> dict[str, Any]:
+    """gunicorn's logconfig_dict: our formatter on stdout, and no access log (the app logs each request)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"service": {"()": make_formatter, "log_format": log_format}},
+        "handlers": {
+            "stdout": {"class": "logging.StreamHandler", "formatter": "service", "stream": "ext://sys.stdout"},
+        },
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False},
+            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        },
+    }

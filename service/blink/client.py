@@ -341,10 +341,7 @@ class BlinkClient:
         except BlinkError as exc:
             outcome = outcome_of(exc)
             logger.warning(
-                "blink_call_failed operation=%s outcome=%s code=%s",
-                operation,
-                outcome,
-                exc.code,
+                "blink_call_failed",
                 extra={"blink_operation": operation, "outcome": outcome, "error_code": exc.code},
             )
             raise
