@@ -115,7 +115,6 @@ def _run(args: argparse.Namespace, config: Config, source: SourceFile, io: Strea
         if plan.to_write and not args.no_backup:
             backup = write_backup(source, args.backup or source.path.resolve().parent, clock())
             io.stderr.write(f"migrate: backup written to {backup}\n")
-        keybox = KeyBox.from_setting(config.api_key_encryption_key)
         redis_client = make_redis(
             config.redis_url, config.redis_password, config.redis_socket_timeout_seconds
         )
