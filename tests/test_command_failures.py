@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.config import VARIABLES
-from service.demo import DEMO_FILE_NAME
+from service.devstack import MEMORY_FILE
 from tests.fixtures.servers import REPO_ROOT, TEST_ENCRYPTION_KEY
 from tests.fixtures.simulator import free_port
 
@@ -59,10 +59,12 @@ def test_postgres_unreachable_is_one_line_and_exit_3(command: list[str]) -> None
 def test_demo_without_a_running_stack_is_one_line_and_exit_3(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     (tmp_path / ".dev").mkdir()
-    account = {"apiKey": "blink_" + "k" * 48, "btcWalletId": "w"}
-    accounts = {name: account for name in ("demo_merchant", "alice", "bob")}
-    setup = {"serviceUrl": dead, "simulatorUrl": dead, "posWalletId": "w", "accounts": accounts}
-    (tmp_path / ".dev" / DEMO_FILE_NAME).write_text(json.dumps(setup))
+    accounts = [
+        {"username": name, "apiKey": "blink_" + "k" * 48, "btcWalletId": f"w-{name}"}
+        for name in ("blinkpos", "demo_merchant", "alice", "bob")
+    ]
+    memory = {"serviceUrl": dead, "simulatorUrl": dead, "accounts": accounts}
+    (tmp_path / ".dev" / MEMORY_FILE).write_text(json.dumps(memory))
     result = run(["-m", "service", "demo", "--dev-dir", str(tmp_path / ".dev")], cwd=tmp_path)
     line = one_line(result)
     assert result.returncode in (1, EXIT_UNREACHABLE)
