@@ -52,6 +52,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_error_handlers(app)
     init_request_logging(app)
     app.extensions[EXTENSION_KEY] = build_services(config)
+    app.extensions[EXTENSION_KEY].pos_key_check.start()  # in the background: start-up never waits for Blink
     init_request_metrics(app, app.extensions[EXTENSION_KEY].metrics)
     app.register_blueprint(health_blueprint)
     app.register_blueprint(payments_blueprint)
@@ -67,6 +68,7 @@ def create_app(config: Config | None = None) -> Flask:
 def build_services(config: Config, *, with_payments: bool = True) -> AppServices:
     """Open the pool and clients and wire the store (and the payment services unless told not to:
     an operator command that only reads splits needs no Blink settings); closed again on failure."""
+    import logging
     from datetime import timedelta
 
     from service.context import AppServices
@@ -91,6 +93,10 @@ def build_services(config: Config, *, with_payments: bool = True) -> AppServices
             if config.tip_store_file
             else None
         )
+        if legacy_store is not None and not legacy_store.path.is_file():
+            # The fallback reads it as empty; say so once here rather than on every lookup.
+            missing = {"path": config.tip_store_file}
+            logging.getLogger(__name__).warning("tip_store_file_missing", extra=missing)
         store = splits.SplitStore(db, split_cache, merchant_fingerprints, legacy_store)
         services = AppServices(
             config=config,
@@ -113,6 +119,7 @@ def build_services(config: Config, *, with_payments: bool = True) -> AppServices
 def attach_payment_services(services: AppServices) -> None:
     """The Blink client and the business services of the POS endpoints, over the open store."""
     from service.blink import BlinkClient, InvoiceStatus
+    from service.blink.key_check import PosKeyCheck
     from service.payments.forwarding import Forwarder, ForwardSettings
     from service.payments.invoices import InvoiceService, InvoiceSettings
     from service.store.locks import PaymentLocks
@@ -163,6 +170,7 @@ def attach_payment_services(services: AppServices) -> None:
         observer=services.metrics.observe_forward,
         invoice_status=invoice_status,
     )
+    services.pos_key_check = PosKeyCheck(blink, config.blinkpos_api_key, config.blinkpos_btc_wallet_id)
     attach_recipient_resolver(services)
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported for annotations only: nothing is imported or opene
     from redis import Redis
 
     from service.blink import BlinkClient
+    from service.blink.key_check import PosKeyCheck
     from service.lnurl import LnurlPayer, RecipientResolver
     from service.metrics import Metrics
     from service.payments.forwarding import Forwarder
@@ -53,6 +54,8 @@ class AppServices:
     # LNURL-pay (service/lnurl), attached by service.attach_recipient_resolver.
     lnurl_payer: LnurlPayer | None = None
     recipients: RecipientResolver | None = None
+    # What Blink last answered for the POS key (/api/health); checked in the background.
+    pos_key_check: PosKeyCheck | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
     # Extra resources with a close() (added by later features); closed in reverse order.
     closeables: list[Any] = field(default_factory=list)

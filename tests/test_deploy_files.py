@@ -42,7 +42,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
-ARCHITECTURE = ROOT / "ARCHITECTURE.md"
+README = ROOT / "README.md"
 
 APP_SERVICES = ("app", "worker", "migrate")
 RUNTIME_CODE = ("service/", "sql/", "migrate/", "wsgi.py", "gunicorn.conf.py")
@@ -50,8 +50,8 @@ RUNTIME_CODE = ("service/", "sql/", "migrate/", "wsgi.py", "gunicorn.conf.py")
 
 # --- helpers ---------------------------------------------------------------------------------
 def architecture_variables() -> dict[str, bool]:
-    """Variable name -> required?, from the configuration table of ARCHITECTURE.md."""
-    text = ARCHITECTURE.read_text(encoding="utf-8")
+    """Variable name -> required?, from the configuration table of README.md."""
+    text = README.read_text(encoding="utf-8")
     section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     variables: dict[str, bool] = {}
     for line in section.splitlines():
@@ -64,7 +64,7 @@ def architecture_variables() -> dict[str, bool]:
 
 
 def required_variables() -> set[str]:
-    """What service/config.py refuses to start without, plus what ARCHITECTURE.md marks required."""
+    """What service/config.py refuses to start without, plus what README.md marks required."""
     names = getattr(service_config, "REQUIRED_VARIABLES", None)
     if names is None:
         # config.py exposes no list: ask it, with an empty environment, what is missing.
@@ -232,11 +232,13 @@ def test_every_required_setting_reaches_app_worker_and_migrate() -> None:
     assert {"DATABASE_URL", "REDIS_URL", "BLINKPOS_API_KEY", "API_KEY_ENCRYPTION_KEY"} <= required
     assigned, _ = env_example_entries()
     services = compose()["services"]
+    # migrate runs `db upgrade` and `python -m migrate`: the store's settings are all it needs.
+    needs = {"app": required, "worker": required, "migrate": set(service_config.NEEDS_STORE)}
     for name in APP_SERVICES:
         service = services[name]
         from_env_file = set(assigned) if ".env" in env_files(service) else set()
         provided = environment_names(service) | from_env_file
-        assert required <= provided, f"{name} lacks {sorted(required - provided)}"
+        assert needs[name] <= provided, f"{name} lacks {sorted(needs[name] - provided)}"
         # Computed from the compose services, so they win over any value in .env.
         assert {"DATABASE_URL", "REDIS_URL"} <= environment_names(service)
 
@@ -283,13 +285,15 @@ def test_app_publishes_a_port_range_so_it_can_be_scaled() -> None:
         assert re.search(r"\d+-\d+$", defaulted), f"{mapping} publishes one fixed host port"
 
 
-def test_all_app_roles_run_the_same_image_with_the_env_file() -> None:
+def test_all_app_roles_run_the_same_image_with_only_their_settings() -> None:
     services = compose()["services"]
     images = {services[name]["image"] for name in APP_SERVICES}
     assert len(images) == 1
     for name in APP_SERVICES:
         assert services[name]["build"]["context"] == "."
-        assert env_files(services[name]) == [".env"]
+        # Not the whole .env: that would hand the compose-only passwords to every role.
+        assert env_files(services[name]) == []
+        assert "PGADMIN_DEFAULT_PASSWORD" not in environment_names(services[name])
 
 
 def test_redis_requires_a_password_and_persists_with_append_only_file() -> None:
@@ -382,7 +386,7 @@ def test_env_example_lists_every_configuration_variable() -> None:
     assigned, commented = env_example_entries()
     listed = set(assigned) | commented
     documented = set(architecture_variables())
-    assert len(documented) >= 25, "the ARCHITECTURE.md table was not parsed"
+    assert len(documented) >= 25, "the README.md table was not parsed"
     assert documented <= listed, sorted(documented - listed)
     assert set(service_config.VARIABLES) <= listed, sorted(set(service_config.VARIABLES) - listed)
     gunicorn_and_compose = {

@@ -78,14 +78,20 @@ def check_redis(app_services: AppServices) -> CheckResult:
 
 
 def blink_config_report(app_services: AppServices) -> dict[str, Any]:
-    """Which Blink settings are present; never their values (the host only, for the API URL)."""
+    """Which Blink settings are present, never their values (the host only, for the API URL), and
+    what Blink last answered for the POS key (cached: this never waits for Blink)."""
     config = app_services.config
+    answer = app_services.pos_key_check.answer() if app_services.pos_key_check else None
+    checked_at = answer.checked_at if answer else None
+    checked_at_text = checked_at.isoformat(timespec="seconds").replace("+00:00", "Z") if checked_at else None
     return {
         "status": "configured" if config.blinkpos_api_key and config.blinkpos_btc_wallet_id else "missing",
         "api_host": urlsplit(config.blink_api_url).hostname,
         "pos_wallet_configured": bool(config.blinkpos_btc_wallet_id),
         "pos_api_key_configured": bool(config.blinkpos_api_key),
         "webhook_secret_configured": bool(config.blink_webhook_secret),
+        "pos_key": answer.status if answer else "unchecked",
+        "pos_key_checked_at": checked_at_text,
     }
 
 

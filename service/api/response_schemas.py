@@ -11,6 +11,7 @@ from fractions import Fraction
 from marshmallow import Schema, fields, post_dump, validate
 
 from service.api.fields import NumberField, ShareField
+from service.blink.key_check import POS_KEY_ANSWERS
 from service.domain.model import LegKind, LegStatus, Split
 from service.payments.forwarding import ForwardOutcome
 
@@ -253,7 +254,6 @@ class ErrorResponseSchema(Schema):
 
 # --- operations and webhooks ----------------------------------------------------------------------
 
-
 class LivenessSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["alive"]))
 
@@ -288,6 +288,13 @@ class BlinkConfigReportSchema(Schema):
     pos_wallet_configured = fields.Boolean(data_key="posWalletConfigured", required=True)
     pos_api_key_configured = fields.Boolean(data_key="posApiKeyConfigured", required=True)
     webhook_secret_configured = fields.Boolean(data_key="webhookSecretConfigured", required=True)
+    pos_key = fields.String(
+        data_key="posKey",
+        required=True,
+        validate=validate.OneOf(POS_KEY_ANSWERS),
+        metadata={"description": "what Blink last answered for the POS key (checked at start, cached)"},
+    )
+    pos_key_checked_at = fields.String(data_key="posKeyCheckedAt", required=True, allow_none=True)
 
 
 class WorkerReportSchema(Schema):
