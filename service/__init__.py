@@ -170,7 +170,17 @@ def attach_payment_services(services: AppServices) -> None:
         observer=services.metrics.observe_forward,
         invoice_status=invoice_status,
     )
-    services.pos_key_check = PosKeyCheck(blink, config.blinkpos_api_key, config.blinkpos_btc_wallet_id)
+    # Its own client, unobserved: a background check is no traffic of any request and must not
+    # appear in the request metrics (blinkpos_blink_requests_total) at some random moment.
+    key_check_client = BlinkClient(
+        config.blink_api_url,
+        connect_timeout=config.blink_connect_timeout_seconds,
+        read_timeout=config.blink_read_timeout_seconds,
+    )
+    services.closeables.append(key_check_client)
+    services.pos_key_check = PosKeyCheck(
+        key_check_client, config.blinkpos_api_key, config.blinkpos_btc_wallet_id
+    )
     attach_recipient_resolver(services)
 
 
