@@ -1,8 +1,8 @@
 """The clients and services of one app instance, built by create_app and shared by the views.
 
 Views reach them through `services()` (which reads `current_app.extensions["blinkpos"]`); business
-code receives them as constructor arguments instead. Teammates add fields here (the Blink client,
-the rate limiter, ...) and build them in `service.create_app`.
+code receives them as constructor arguments instead. Each is built in `service.create_app` and
+closed by `AppServices.close`.
 """
 
 from __future__ import annotations
