@@ -24,8 +24,8 @@ import yaml
 from flask.testing import FlaskClient
 
 from service.config import Config
+from service.devservers import free_port
 from tests.fixtures.servers import REPO_ROOT
-from tests.test_deploy_files import free_port
 from tests.test_worker import worker_environment
 
 RULES = REPO_ROOT / "deploy" / "prometheus" / "blinkpos-rules.yml"

@@ -21,9 +21,9 @@ from flask import Flask
 from blinksim.control import SimControl
 from service import create_app
 from service.config import Config
+from service.devservers import free_port
 from tests.fixtures.payments import sale_body
 from tests.fixtures.servers import REPO_ROOT
-from tests.test_deploy_files import free_port
 from tests.test_worker import worker_environment
 
 pytestmark = pytest.mark.slow

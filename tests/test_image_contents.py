@@ -34,9 +34,10 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from blinksim.control import SimControl
+from service.devservers import free_port
 from tests.fixtures.payments import sale_body
 from tests.fixtures.servers import REPO_ROOT, TEST_ENCRYPTION_KEY
-from tests.test_deploy_files import dockerfile_healthcheck, dockerfile_stages, free_port, instructions
+from tests.test_deploy_files import dockerfile_healthcheck, dockerfile_stages, instructions
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
