@@ -29,6 +29,7 @@ def create_app(config: Config | None = None) -> Flask:
     from service.api.metrics import init_request_metrics, metrics_blueprint
     from service.api.openapi import openapi_blueprint
     from service.api.payments import payments_blueprint
+    from service.api.profiles import profiles_blueprint
     from service.api.recipients import recipients_blueprint
     from service.api.reports import reports_blueprint
     from service.api.request_log import init_request_logging
@@ -56,6 +57,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_request_metrics(app, app.extensions[EXTENSION_KEY].metrics)
     app.register_blueprint(health_blueprint)
     app.register_blueprint(payments_blueprint)
+    app.register_blueprint(profiles_blueprint)
     app.register_blueprint(recipients_blueprint)
     app.register_blueprint(reports_blueprint)
     app.register_blueprint(webhooks_blueprint)
@@ -73,7 +75,7 @@ def build_services(config: Config, *, with_payments: bool = True) -> AppServices
 
     from service.context import AppServices
     from service.metrics import Metrics
-    from service.store import cache, fingerprints, legacy, migrations, postgres, splits
+    from service.store import cache, fingerprints, legacy, migrations, postgres, profiles, splits
 
     merchant_fingerprints = fingerprints.Fingerprints.from_setting(config.api_key_encryption_key)
     pool = postgres.open_pool(
@@ -105,6 +107,7 @@ def build_services(config: Config, *, with_payments: bool = True) -> AppServices
             cache=split_cache,
             fingerprints=merchant_fingerprints,
             store=store,
+            profiles=profiles.ProfileStore(db, redis),
             expected_schema_version=migrations.expected_version(),
             metrics=Metrics(),
         )

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # imported for annotations only: nothing is imported or opene
     from service.store.cache import SplitCache
     from service.store.fingerprints import Fingerprints
     from service.store.postgres import Database
+    from service.store.profiles import ProfileStore
     from service.store.ratelimit import RateLimiter
     from service.store.splits import SplitStore
 
@@ -43,6 +44,7 @@ class AppServices:
     cache: SplitCache
     fingerprints: Fingerprints
     store: SplitStore
+    profiles: ProfileStore
     expected_schema_version: int
     # Prometheus instruments of this process (service/metrics.py).
     metrics: Metrics

@@ -22,7 +22,7 @@ from apispec.yaml_utils import load_operations_from_docstring
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from service.api import report_schemas, request_schemas, response_schemas
+from service.api import profile_schemas, report_schemas, request_schemas, response_schemas
 
 openapi_blueprint = Blueprint("openapi", __name__)
 
@@ -139,6 +139,7 @@ def _register_components(spec: APISpec, max_invoice_sats: int) -> None:
         "BlinkWebhook": response_schemas.BlinkWebhookSchema,
         "WebhookResult": response_schemas.WebhookResultSchema,
         **report_schemas.REPORT_SCHEMAS,
+        **profile_schemas.PROFILE_SCHEMAS,
     }
     for name, schema in named.items():
         spec.components.schema(name, schema=schema)

@@ -6,6 +6,8 @@ response schema (DESIGN §4 is the contract); its docstring is its OpenAPI opera
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, jsonify, request
 
 from service.api import request_schemas as parse
@@ -37,8 +39,10 @@ from service.domain.errors import (
     MerchantWalletMismatch,
     PaymentError,
 )
+from service.domain.profiles import UnknownSplitProfile
 from service.errors import NotFound
 from service.payments.fallback import forward_for_merchant
+from service.payments.inputs import InvoiceRequest
 
 payments_blueprint = Blueprint("payments", __name__)
 payments_blueprint.register_error_handler(PaymentError, payment_error_response)
@@ -64,7 +68,7 @@ def create_invoice():
           api_key_required, wallet_id_required, tip_amount_mismatch, tip_recipient_required,
           invalid_username, invalid_tip_recipients, invalid_memo, unknown_tip_recipient,
           invalid_merchant_api_key, merchant_key_cannot_read, merchant_wallet_mismatch,
-          tip_recipient_is_pos_wallet, ...)"
+          tip_recipient_is_pos_wallet, unknown_split_profile, split_profile_with_tip_recipients, ...)"
         413:
         415:
         429:
@@ -76,6 +80,7 @@ def create_invoice():
     sale = parse.create_invoice_schema(svc.config.max_invoice_sats).parse(json_body())
     refuse_if_failing_auth()
     _limit_invoices("ip", client_address(), svc.config.rate_limit_per_ip_per_minute)
+    sale = _with_profile_recipients(sale)
     try:
         # The wallet's limit counts only requests whose key was verified for that wallet, so
         # wrong keys naming a merchant's wallet cannot use up that merchant's allowance.
@@ -207,6 +212,21 @@ def payment_status(payment_hash: str):
     full = is_merchant_of(split.merchant_key_fingerprint)
     schema = PaymentStatusSchema() if full else PaymentStatusSchema(exclude=PUBLIC_STATUS_EXCLUDE)
     return jsonify(schema.dump(split)), 200, NO_STORE
+
+
+def _with_profile_recipients(sale: InvoiceRequest) -> InvoiceRequest:
+    """The sale with its split profile's recipients copied in: later edits never reach it."""
+    if sale.split_profile_id is None:
+        return sale
+    svc = services()
+    fingerprints = svc.fingerprints.candidates(sale.merchant_api_key)
+    profile = svc.profiles.find(fingerprints, sale.split_profile_id)
+    if profile is None:
+        raise UnknownSplitProfile(
+            "splitProfileId names no split profile made with this apiKey (or it was deleted).",
+            details={"splitProfileId": sale.split_profile_id},
+        )
+    return dataclasses.replace(sale, tip_recipients=profile.recipients)
 
 
 def _limit_invoices(scope: str, identity: str, limit: int) -> None:

@@ -82,7 +82,7 @@ TIP_RECIPIENT_USERNAME_MISSING = message(
 TOO_MANY_TIP_RECIPIENTS = message(
     ErrorCode.INVALID_TIP_RECIPIENTS, f"tipRecipients must list at most {MAX_TIP_RECIPIENTS} recipients"
 )
-DUPLICATE_TIP_RECIPIENT = message(ErrorCode.INVALID_TIP_RECIPIENTS, "tipRecipients lists a username twice")
+DUPLICATE_TIP_RECIPIENT = message(ErrorCode.INVALID_TIP_RECIPIENTS, "a recipient is listed twice")
 PARTIAL_SHARES = message(
     ErrorCode.INVALID_TIP_RECIPIENTS, "give a share to every tip recipient or to none (equal shares)"
 )
@@ -92,6 +92,14 @@ TIP_RECIPIENT_NOT_LISTED = message(
 UNSUPPORTED_CURRENCY = message(
     ErrorCode.UNSUPPORTED_CURRENCY, f"currency must be one of {', '.join(SUPPORTED_CURRENCIES)}"
 )
+UNKNOWN_SPLIT_PROFILE = message(
+    ErrorCode.UNKNOWN_SPLIT_PROFILE, "splitProfileId names no split profile made with this apiKey"
+)
+SPLIT_PROFILE_WITH_TIP_RECIPIENTS = message(
+    ErrorCode.SPLIT_PROFILE_WITH_TIP_RECIPIENTS,
+    "send either splitProfileId or tipRecipient(s): the profile decides the tip split",
+)
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 WALLET_IDS_DISAGREE = "userWalletId and walletId must be the same wallet"  # stays invalid_request
 # The field each refusal of the sale arithmetic is about.
 _FIELD_OF_PRICING_ERROR = {InvalidBaseAmount: "baseAmount", TipAmountMismatch: "tipAmount"}
@@ -247,6 +255,14 @@ class CreateInvoiceSchema(RequestSchema):
         validate=validate.Length(max=MAX_TIP_RECIPIENTS, error=TOO_MANY_TIP_RECIPIENTS),
         error_messages={"invalid": TIP_RECIPIENTS_NOT_A_LIST},
     )
+    split_profile_id = Text(
+        data_key="splitProfileId",
+        allow_none=True,
+        load_default=None,
+        validate=validate.Regexp(UUID_PATTERN, error=UNKNOWN_SPLIT_PROFILE),
+        error_messages={"invalid": UNKNOWN_SPLIT_PROFILE},
+        metadata={"description": "a split profile of this merchant: its recipients are copied into the sale"},
+    )
     base_amount_display = _display_amount("baseAmountDisplay")
     tip_amount_display = _display_amount("tipAmountDisplay")
 
@@ -261,8 +277,13 @@ class CreateInvoiceSchema(RequestSchema):
         wallet_id = _merchant_wallet_id(data, original, errors)
         amounts = _base_and_tip(data, original, errors)
         recipients = _tip_recipients(data, original, errors)
-        if amounts is not None and recipients is not None and amounts[1] > 0 and not recipients:
-            errors["tipRecipients"] = [TIP_RECIPIENT_REQUIRED]
+        profile_id = data.get("split_profile_id")
+        profile_named = bool(profile_id) or _failed("splitProfileId", data, "split_profile_id", original)
+        if profile_named and (recipients or data.get("tip_recipient")):
+            errors["splitProfileId"] = [SPLIT_PROFILE_WITH_TIP_RECIPIENTS]
+        elif amounts is not None and recipients is not None and amounts[1] > 0 and not recipients:
+            if not profile_named:
+                errors["tipRecipients"] = [TIP_RECIPIENT_REQUIRED]
         if errors or wallet_id is None or amounts is None or recipients is None:
             return None
         return InvoiceRequest(
@@ -279,6 +300,7 @@ class CreateInvoiceSchema(RequestSchema):
             base_amount_display=data["base_amount_display"],
             tip_amount_display=data["tip_amount_display"],
             client_tip_sats=data["tip_amount"],
+            split_profile_id=profile_id.lower() if profile_id else None,
         )
 
 
@@ -333,16 +355,27 @@ def _tip_recipients(
     single: str | None = data.get("tip_recipient")
     if not listed:
         return (TipRecipient(single, Fraction(1)),) if single else ()
+    recipients = recipient_list(listed, "tipRecipients", errors)
+    if recipients is None:
+        return None
+    if single and single not in [recipient.username for recipient in recipients]:
+        errors["tipRecipient"] = [TIP_RECIPIENT_NOT_LISTED]
+        return None
+    return recipients
+
+
+def recipient_list(
+    listed: list[dict[str, Any]], field: str, errors: dict[str, list[str]]
+) -> tuple[TipRecipient, ...] | None:
+    """Loaded TipRecipientSchema entries as recipients (create-invoice and split profiles): no
+    username twice, and a share on every one or on none (equal shares)."""
     usernames = [entry["username"] for entry in listed]
     if len(set(usernames)) != len(usernames):
-        errors["tipRecipients"] = [DUPLICATE_TIP_RECIPIENT]
+        errors[field] = [DUPLICATE_TIP_RECIPIENT]
         return None
     with_share = sum(entry["share"] is not None for entry in listed)
     if with_share not in (0, len(listed)):
-        errors["tipRecipients"] = [PARTIAL_SHARES]
-        return None
-    if single and single not in usernames:
-        errors["tipRecipient"] = [TIP_RECIPIENT_NOT_LISTED]
+        errors[field] = [PARTIAL_SHARES]
         return None
     return tuple(TipRecipient(entry["username"], entry["share"] or Fraction(1)) for entry in listed)
 

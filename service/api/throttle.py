@@ -1,5 +1,8 @@
 """Merchant keys on public endpoints, and per-client throttles (issue 13 §2, §3).
 
+A merchant is its key's fingerprints: is_merchant_of matches a stored one; accepted_merchant_key
+asks Blink (split profiles, which a merchant may set up before its first sale).
+
 Failed key checks are counted per client address on every endpoint that takes a merchant key;
 once an address has used up its allowance, every key-authenticated call from it is refused
 until the window ends, right key or not, so guessing keys gains nothing from speed.
@@ -7,17 +10,22 @@ until the window ends, right key or not, so guessing keys gains nothing from spe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from flask import request
 
+from service.api.fields import MAX_API_KEY_CHARS
+from service.blink import BlinkError, BlinkForbidden, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
 from service.context import services
-from service.errors import TooManyRequests
+from service.errors import BadGateway, BadRequest, GatewayTimeout, TooManyRequests, Unauthorized
+from service.store.lookups import LookupCache
 
 _FAILED_AUTH = "auth-failed"
 API_KEY_HEADER = "X-API-KEY"
 # Answers with merchant data are for their merchant only: no shared cache may keep them.
 NO_STORE = {"Cache-Control": "private, no-store"}
+_KEY_SHAPE = re.compile(rf"[!-~]{{1,{MAX_API_KEY_CHARS}}}")
 
 
 def client_address() -> str:
@@ -69,3 +77,39 @@ def is_merchant_of(stored_fingerprint: str) -> bool:
         return True
     count_failed_auth()
     return False
+
+
+def accepted_merchant_key() -> tuple[str, ...]:
+    """The fingerprints of X-API-KEY once Blink accepts the key (a positive answer is cached ten
+    minutes); 401 unauthorized otherwise. For a merchant that may have made no sale yet."""
+    api_key = request.headers.get(API_KEY_HEADER, "")
+    if not api_key:
+        raise Unauthorized("unauthorized", "Send your Blink API key in the X-API-KEY header.")
+    refuse_if_failing_auth()
+    if not _KEY_SHAPE.fullmatch(api_key):
+        count_failed_auth()
+        raise Unauthorized("unauthorized", "Blink did not accept this API key.")
+    svc = services()
+    fingerprints = svc.fingerprints.candidates(api_key)
+    cache = LookupCache(svc.redis)
+    if cache.key_accepted(fingerprints[0]):
+        return fingerprints
+    try:
+        svc.blink.wallets(api_key)
+    except BlinkForbidden:
+        raise BadRequest(
+            "merchant_key_cannot_read", "This API key may not read its account at Blink: use a key "
+            "with the READ scope."
+        ) from None
+    except BlinkUnauthorized:
+        count_failed_auth()
+        raise Unauthorized("unauthorized", "Blink did not accept this API key.") from None
+    except BlinkTimeout:
+        raise GatewayTimeout("blink_timeout", "Blink did not answer in time.", {"retryable": True}) from None
+    except BlinkUnavailable:
+        raise BadGateway("blink_unavailable", "Blink is not answering.", {"retryable": True}) from None
+    except BlinkError:
+        message = "Blink refused to check this API key."
+        raise BadGateway("blink_rejected", message, {"retryable": False}) from None
+    cache.remember_key_accepted(fingerprints[0])
+    return fingerprints

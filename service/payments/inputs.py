@@ -23,6 +23,7 @@ class InvoiceRequest:
     base_amount_display: Decimal | None = None
     tip_amount_display: Decimal | None = None
     client_tip_sats: int | None = None  # recorded for audit; never used to pay anything
+    split_profile_id: str | None = None  # the view copies its recipients into tip_recipients
 
     @property
     def has_tip(self) -> bool:

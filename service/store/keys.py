@@ -14,6 +14,9 @@ PAYMENT_LOCK_TTL_SECONDS = 300
 RECIPIENT_STATS_TTL_SECONDS = 3600
 WALLET_OWNER_TTL_SECONDS = 600
 RECIPIENT_WALLET_TTL_SECONDS = 600
+MERCHANT_KEY_TTL_SECONDS = 600
+# A merchant's split profiles: a change deletes the copy, so this bounds only a lost race.
+SPLIT_PROFILES_TTL_SECONDS = 300
 RATE_LIMIT_WINDOW_SECONDS = 60
 # An upstream answer shared by concurrent and repeated callers (forward-with-tips floods), and
 # the lock its first asker holds while asking.
@@ -50,6 +53,16 @@ def wallet_owner(fingerprint: str, wallet_id: str) -> str:
 def recipient_wallet(username: str) -> str:
     """A tip recipient's resolved BTC wallet id."""
     return f"recipient-wallet:{username.lower()}"
+
+
+def merchant_key(fingerprint: str) -> str:
+    """Remembers that Blink accepted the key with this fingerprint (split profiles)."""
+    return f"merchant-key:{fingerprint}"
+
+
+def split_profiles(fingerprint: str) -> str:
+    """A merchant's split profiles, by its key's current fingerprint."""
+    return f"profiles:{fingerprint}"
 
 
 def svix_webhook(message_id: str) -> str:

@@ -1,8 +1,9 @@
 """Positive answers of the create-invoice checks, cached in Redis for ten minutes.
 
-"This key owns this wallet" is keyed by the key's HMAC fingerprint, never the key itself.
-Negative answers are not cached, so a merchant who fixes a setting is not refused for ten
-minutes. Redis trouble only costs a Blink call: every method swallows redis errors.
+"This key owns this wallet" and "Blink accepts this key" are keyed by the key's HMAC
+fingerprint, never the key itself. Negative answers are not cached, so a merchant who fixes a
+setting is not refused for ten minutes. Redis trouble only costs a Blink call: every method
+swallows redis errors.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ class LookupCache:
             if value is not None
         }
         return values[0] is not None, wallets
+
+    def key_accepted(self, fingerprint: str) -> bool:
+        """Whether Blink accepted the key with this fingerprint within the last ten minutes."""
+        try:
+            return self._redis.get(keys.merchant_key(fingerprint)) is not None
+        except redis.RedisError as exc:
+            log.warning("lookup_cache_error", extra={"error_type": type(exc).__name__})
+            return False
+
+    def remember_key_accepted(self, fingerprint: str) -> None:
+        self._set(keys.merchant_key(fingerprint), "1", keys.MERCHANT_KEY_TTL_SECONDS)
 
     def remember_wallet_owner(self, fingerprint: str, wallet_id: str) -> None:
         self._set(keys.wallet_owner(fingerprint, wallet_id), "1", keys.WALLET_OWNER_TTL_SECONDS)
