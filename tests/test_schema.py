@@ -54,6 +54,7 @@ def raw_insert_params(**overrides) -> dict:
         "tip_percent": None,
         "merchant_wallet_id": MERCHANT_WALLET,
         "merchant_key_fingerprint": "f",
+        "merchant_payout_address": None,
         "tip_recipients": json.dumps([]),
         "display_currency": "BTC",
         "base_amount_display": None,
@@ -88,6 +89,14 @@ def raw_insert_params(**overrides) -> dict:
             {"legs": json.dumps([{"kind": "tip", "recipient": "a", "sats": 5, "position": 0},
                                  {"kind": "tip", "recipient": "a", "sats": 5, "position": 1}])},
             "payment_legs_split_kind_recipient_key",
+        ),
+        ({"merchant_payout_address": "shop@example.com"}, "payment_splits_one_merchant_destination"),
+        ({"merchant_wallet_id": None}, "payment_splits_one_merchant_destination"),
+        ({"merchant_key_fingerprint": None}, "payment_splits_wallet_merchant_has_fingerprint"),
+        (
+            {"legs": json.dumps([{"kind": "tip", "recipient": "a@b.c", "sats": 5, "position": 0,
+                                  "payout": "onchain"}])},
+            "payment_legs_payout_allowed",
         ),
     ],
 )

@@ -35,9 +35,19 @@ class LegKind(StrEnum):
     TIP = "tip"
 
 
+class Payout(StrEnum):
+    """How a leg reaches its recipient (DESIGN §8)."""
+
+    BLINK = "blink"  # an invoice on the recipient's Blink wallet, paid inside Blink, no fee
+    LNURL = "lnurl"  # an invoice from the recipient's LNURL-pay server, paid over Lightning
+
+
 @dataclass(frozen=True)
 class TipRecipient:
-    """A Blink username with a positive weight; shares are relative, not percentages."""
+    """A recipient with a positive weight; shares are relative, not percentages.
+
+    username is the normalised recipient: a Blink username, a Lightning Address or an LNURL.
+    """
 
     username: str
     share: Fraction = Fraction(1)
@@ -64,7 +74,8 @@ def parse_share(value: object) -> Fraction:
 class PlannedLeg:
     """One outgoing payment as planned at invoice creation.
 
-    recipient is the merchant wallet id for BASE and the Blink username for TIP.
+    recipient is the merchant wallet id for BASE and the Blink username for TIP; for a leg paid
+    by LNURL (either kind) it is the normalised Lightning Address or LNURL.
     """
 
     kind: LegKind
@@ -74,11 +85,16 @@ class PlannedLeg:
     # The BTC wallet the create-invoice check resolved (the merchant wallet for BASE), so the
     # payout goes where the check looked.
     recipient_wallet_id: str | None = None
+    payout: Payout = Payout.BLINK
 
 
 @dataclass(frozen=True)
 class NewSplit:
-    """What create-invoice hands to the store: the merchant's key only as its fingerprint (HMAC)."""
+    """What create-invoice hands to the store: the merchant's key only as its fingerprint (HMAC).
+
+    A merchant settling to a Lightning Address has no wallet id and no key: exactly one of
+    merchant_wallet_id and merchant_payout_address is set.
+    """
 
     payment_hash: str
     payment_request: str
@@ -86,8 +102,8 @@ class NewSplit:
     base_sats: int
     tip_sats: int
     tip_percent: Decimal | None
-    merchant_wallet_id: str
-    merchant_key_fingerprint: str
+    merchant_wallet_id: str | None
+    merchant_key_fingerprint: str | None
     tip_recipients: tuple[TipRecipient, ...]
     legs: tuple[PlannedLeg, ...]
     display_currency: str
@@ -97,6 +113,7 @@ class NewSplit:
     environment: str
     expires_at: datetime
     client_total_sats: int | None = None
+    merchant_payout_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,10 @@ class Leg:
     last_error: str | None
     next_attempt_at: datetime | None
     paid_at: datetime | None
+    payout: Payout = Payout.BLINK
+    # What the recipient's invoice is for, and the routing fee paid; both known once succeeded.
+    received_sats: int | None = None
+    fee_sats: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,8 +153,8 @@ class Split:
     base_sats: int
     tip_sats: int
     tip_percent: Decimal | None
-    merchant_wallet_id: str
-    merchant_key_fingerprint: str
+    merchant_wallet_id: str | None
+    merchant_key_fingerprint: str | None
     tip_recipients: tuple[TipRecipient, ...]
     display_currency: str
     base_amount_display: Decimal | None
@@ -150,10 +171,17 @@ class Split:
     claimed_at: datetime | None
     legs: tuple[Leg, ...] = ()
     client_total_sats: int | None = None
+    # Set instead of merchant_wallet_id for a merchant paid at a Lightning Address (no key).
+    merchant_payout_address: str | None = None
 
     @property
     def has_tip(self) -> bool:
         return self.tip_sats > 0
+
+    @property
+    def has_merchant_key(self) -> bool:
+        """Whether a merchant key identifies this sale (needed by forward-payment and reports)."""
+        return self.merchant_key_fingerprint is not None
 
     def leg(self, leg_id: int) -> Leg | None:
         return next((leg for leg in self.legs if leg.id == leg_id), None)

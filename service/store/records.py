@@ -7,11 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
+from service.domain.model import Leg, LegKind, LegStatus, Payout, Split, SplitStatus, TipRecipient
 
 # Bump when the cached document changes shape: older documents are then treated as misses.
 # 2: no merchant key ciphertext any more (format 1 documents are misses and are deleted).
-CACHE_FORMAT = 2
+# 3: legs carry payout, received_sats, fee_sats; splits merchant_payout_address.
+CACHE_FORMAT = 3
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -43,7 +44,14 @@ def leg_from_mapping(row: dict[str, Any]) -> Leg:
         last_error=row.get("last_error"),
         next_attempt_at=_timestamp(row.get("next_attempt_at")),
         paid_at=_timestamp(row.get("paid_at")),
+        payout=Payout(row.get("payout") or Payout.BLINK),
+        received_sats=_int_or_none(row.get("received_sats")),
+        fee_sats=_int_or_none(row.get("fee_sats")),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def split_from_mapping(row: dict[str, Any]) -> Split:
@@ -56,8 +64,8 @@ def split_from_mapping(row: dict[str, Any]) -> Split:
         base_sats=int(row["base_sats"]),
         tip_sats=int(row["tip_sats"]),
         tip_percent=_decimal(row.get("tip_percent")),
-        merchant_wallet_id=row["merchant_wallet_id"],
-        merchant_key_fingerprint=row["merchant_key_fingerprint"],
+        merchant_wallet_id=row.get("merchant_wallet_id"),
+        merchant_key_fingerprint=row.get("merchant_key_fingerprint"),
         tip_recipients=tuple(TipRecipient.from_json(r) for r in row.get("tip_recipients") or ()),
         display_currency=row["display_currency"],
         base_amount_display=_decimal(row.get("base_amount_display")),
@@ -74,6 +82,7 @@ def split_from_mapping(row: dict[str, Any]) -> Split:
         claimed_at=_timestamp(row.get("claimed_at")),
         legs=tuple(leg_from_mapping(leg) for leg in row.get("legs") or ()),
         client_total_sats=row.get("client_total_sats"),
+        merchant_payout_address=row.get("merchant_payout_address"),
     )
 
 

@@ -72,6 +72,7 @@ class SplitStore:
             "tip_percent": new.tip_percent,
             "merchant_wallet_id": new.merchant_wallet_id,
             "merchant_key_fingerprint": new.merchant_key_fingerprint,
+            "merchant_payout_address": new.merchant_payout_address,
             "tip_recipients": Jsonb([r.to_json() for r in new.tip_recipients]),
             "display_currency": new.display_currency,
             "base_amount_display": new.base_amount_display,

@@ -9,23 +9,25 @@
 WITH split AS (
     INSERT INTO payment_splits (
         payment_hash, payment_request, invoice_sats, base_sats, tip_sats, tip_percent,
-        merchant_wallet_id, merchant_key_fingerprint, tip_recipients,
+        merchant_wallet_id, merchant_key_fingerprint, merchant_payout_address, tip_recipients,
         display_currency, base_amount_display, tip_amount_display, memo, environment,
         client_total_sats, created_at, updated_at, expires_at)
     VALUES (
         %(payment_hash)s, %(payment_request)s, %(invoice_sats)s, %(base_sats)s, %(tip_sats)s,
-        %(tip_percent)s, %(merchant_wallet_id)s, %(merchant_key_fingerprint)s, %(tip_recipients)s,
+        %(tip_percent)s, %(merchant_wallet_id)s, %(merchant_key_fingerprint)s,
+        %(merchant_payout_address)s, %(tip_recipients)s,
         %(display_currency)s, %(base_amount_display)s, %(tip_amount_display)s, %(memo)s, %(environment)s,
         %(client_total_sats)s, %(now)s, %(now)s, %(expires_at)s)
     RETURNING *
 ), legs AS (
-    INSERT INTO payment_legs (split_id, kind, recipient, recipient_wallet_id, sats, position,
+    INSERT INTO payment_legs (split_id, kind, recipient, recipient_wallet_id, sats, position, payout,
                               created_at, updated_at)
     SELECT split.id, planned.kind, planned.recipient, planned.recipient_wallet_id, planned.sats,
-           planned.position, %(now)s, %(now)s
+           planned.position, coalesce(planned.payout, 'blink'), %(now)s, %(now)s
     FROM split
     CROSS JOIN jsonb_to_recordset(%(legs)s::jsonb)
-        AS planned (kind text, recipient text, recipient_wallet_id text, sats bigint, position integer)
+        AS planned (kind text, recipient text, recipient_wallet_id text, sats bigint, position integer,
+                    payout text)
     RETURNING *
 ), logged AS (
     INSERT INTO payment_events (split_id, event_type, data)
@@ -285,7 +287,11 @@ FROM leg JOIN payment_splits s ON s.id = leg.split_id
 WITH leg AS (
     UPDATE payment_legs
     SET status = 'succeeded', paid_at = %(now)s, updated_at = %(now)s, last_error = NULL,
-        next_attempt_at = NULL
+        next_attempt_at = NULL,
+        -- Inside Blink the recipient gets the whole leg and there is no routing fee; an lnurl
+        -- leg's amounts are recorded when its payment is confirmed (the constraint insists).
+        received_sats = coalesce(received_sats, CASE WHEN payout = 'blink' THEN sats END),
+        fee_sats = coalesce(fee_sats, CASE WHEN payout = 'blink' THEN 0 END)
     WHERE id = ANY(%(leg_ids)s) AND status IN ('invoiced', 'sending', 'failed') AND payment_request IS NOT NULL
     RETURNING *
 ), logged AS (

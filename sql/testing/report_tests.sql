@@ -20,11 +20,12 @@ WITH splits AS (
     RETURNING id, created_at, base_sats, merchant_wallet_id
 )
 INSERT INTO payment_legs (split_id, kind, recipient, recipient_wallet_id, sats, position, status,
-                          payment_request, paid_at)
-SELECT id, 'base', merchant_wallet_id, merchant_wallet_id, base_sats, 0, 'succeeded', 'lnbcleg', created_at
+                          payment_request, paid_at, received_sats, fee_sats)
+SELECT id, 'base', merchant_wallet_id, merchant_wallet_id, base_sats, 0, 'succeeded', 'lnbcleg', created_at,
+       base_sats, 0
 FROM splits
 UNION ALL
-SELECT id, 'tip', 'bulk_tipee_' || mod(id, 20), NULL, 100, 1, 'succeeded', 'lnbcleg', created_at
+SELECT id, 'tip', 'bulk_tipee_' || mod(id, 20), NULL, 100, 1, 'succeeded', 'lnbcleg', created_at, 100, 0
 FROM splits
 
 -- name: report_test_vacuum_analyze
