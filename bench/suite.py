@@ -1,4 +1,5 @@
-"""`python -m bench`: limits, store, endpoints, ratios, memory and the 100 ms Blink latency run."""
+"""`python -m bench`: limits, store, endpoints, ratios, costs per sale, memory and the 100 ms Blink
+latency run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from bench import limits, store_bench
+from bench import costs, limits, store_bench
 from bench.load import LoadResult, Operation, expect_status, run_closed_loop
 from bench.report import Report, fmt, verdict
 from bench.sales import SaleTarget, create_invoice, whole_sale
@@ -42,6 +43,11 @@ SCRATCH_DATABASE = "bench_scratch"
 SCRATCH_REDIS_DB = 1
 LATENCY_RUN_CLIENTS = 128
 BLINK_LATENCY_MS = 100
+# Issue 16's goals per sale.
+ROUND_TRIPS_TARGET = 4.5
+COMMITS_TARGET = 6
+SALE_CPU_TARGET_MS = 15
+CREATE_CPU_TARGET_MS = 3
 
 
 @dataclass(frozen=True)
@@ -61,11 +67,13 @@ class SuiteOptions:
     store_iterations: int = 1000
     open_splits_for_memory: int = 2000
     client_counts: tuple[int, ...] = CLIENT_COUNTS
+    costs: costs.CostOptions = costs.CostOptions()
 
     @classmethod
     def quick(cls) -> SuiteOptions:
         return cls(seconds_per_row=2.0, warmup_seconds=0.5, pgbench_seconds=2.0, store_iterations=100,
-                   open_splits_for_memory=200)
+                   open_splits_for_memory=200,
+                   costs=costs.CostOptions(cpu_operations=40, commit_sales=20, forwards=2))
 
 
 def run_suite(options: SuiteOptions, work_dir: Path | None = None) -> Report:
@@ -82,6 +90,7 @@ def run_suite(options: SuiteOptions, work_dir: Path | None = None) -> Report:
             )
             pg_limit = _limits(stack, scratch, options, report)
             _endpoints(stack, options, report, pg_limit)
+            _costs(stack, options, report)
             _blink_latency(stack, options, report)
             _worker_memory(stack, report)
             _store(scratch, options, report)
@@ -197,6 +206,35 @@ def _endpoint_target(name: str, clients: int, result: LoadResult) -> tuple[str, 
         ok = verdict(result.throughput, at_least=WHOLE_SALE_TARGET_PER_SECOND)
         return f">= {WHOLE_SALE_TARGET_PER_SECOND}/s", "MISSED" if result.failed else ok
     return "", ""
+
+
+# --- costs per sale ---------------------------------------------------------------------------
+
+
+def _costs(stack: BenchStack, options: SuiteOptions, report: Report) -> None:
+    figures = costs.measure(stack, _target(stack), options.costs)
+    trips, commits = figures.round_trips, figures.commits
+    create_cpu, sale_cpu = figures.create_cpu, figures.sale_cpu
+    report.raw["costs"] = figures.summary()
+    calls = "/".join(str(count) for count in sorted(set(trips.blink_calls)))
+    report.add("cost", f"forward-with-tips of a 5-leg sale, every Blink call +{costs.ROUND_TRIP_DELAY_MS} ms",
+               f"{fmt(trips.round_trips, 2)} round trips ({fmt(trips.median_seconds * 1000, 0)} ms); "
+               f"{calls} Blink calls", f"<= {ROUND_TRIPS_TARGET}", "",
+               verdict(trips.round_trips, at_most=ROUND_TRIPS_TARGET))
+    failed = create_cpu.failed + sale_cpu.failed + commits.failed
+    if failed:
+        report.notes.append(f"cost rows: {failed} operation(s) failed and were left out of the counts")
+    report.add("cost", "Postgres commits per whole 3-leg sale (pg_stat_database xact_commit)",
+               f"{fmt(commits.per_sale, 1)}; {fmt(commits.writing_per_sale, 1)} writing (fsync)",
+               f"<= {COMMITS_TARGET}", "", verdict(commits.per_sale, at_most=COMMITS_TARGET))
+    report.add("cost", "app CPU per whole 3-leg sale (gunicorn + worker processes)",
+               f"{fmt(sale_cpu.total_ms, 1)} ms (gunicorn {fmt(sale_cpu.app_ms, 1)}, worker "
+               f"{fmt(sale_cpu.worker_ms, 1)})", f"<= {SALE_CPU_TARGET_MS} ms", "",
+               verdict(sale_cpu.total_ms, at_most=SALE_CPU_TARGET_MS))
+    report.add("cost", "app CPU per create-invoice (gunicorn + worker processes)",
+               f"{fmt(create_cpu.total_ms, 1)} ms (gunicorn {fmt(create_cpu.app_ms, 1)}, worker "
+               f"{fmt(create_cpu.worker_ms, 1)})", f"<= {CREATE_CPU_TARGET_MS} ms", "",
+               verdict(create_cpu.total_ms, at_most=CREATE_CPU_TARGET_MS))
 
 
 # --- memory -----------------------------------------------------------------------------------
