@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import bolt11
 import pytest
-import requests
+import urllib3
 from graphql import GraphQLInputObjectType, get_named_type, parse, type_from_ast
 from graphql.execution.values import get_variable_values
 
@@ -67,16 +67,16 @@ def assert_no_key_leak(error: BaseException, key: str, caplog: pytest.LogCapture
         assert key not in repr(record.__dict__)
 
 
-class SchemaCheckingSession(requests.Session):
-    """A real session that also records each GraphQL body, to check the variables sent."""
+class SchemaCheckingPool(urllib3.PoolManager):
+    """A real connection pool that also records each GraphQL body, to check the variables sent."""
 
     def __init__(self) -> None:
         super().__init__()
         self.bodies: list[dict] = []
 
-    def post(self, url, **kwargs):  # type: ignore[override]
-        self.bodies.append(kwargs["json"])
-        return super().post(url, **kwargs)
+    def request(self, method, url, body=None, **kwargs):  # type: ignore[override]
+        self.bodies.append(json.loads(body))
+        return super().request(method, url, body=body, **kwargs)
 
     def variable_problems(self) -> list[str]:
         """Variables that do not fit the schema, or that set a deprecated input field."""
@@ -107,19 +107,19 @@ class SchemaCheckingSession(requests.Session):
 @pytest.fixture
 def blink(sim_clean) -> Iterator[tuple[BlinkClient, CallLog]]:
     calls = CallLog()
-    session = SchemaCheckingSession()
+    pool = SchemaCheckingPool()
     client = BlinkClient(
         sim_clean.graphql_url,
         connect_timeout=2.0,
         read_timeout=5.0,
-        session=session,
+        pool=pool,
         observer=calls,
         retry_backoff_seconds=0.01,
     )
     yield client, calls
-    session.close()
+    pool.clear()
     # Every request the test made carried variables that Blink's schema accepts.
-    assert session.variable_problems() == []
+    assert pool.variable_problems() == []
 
 
 @pytest.fixture

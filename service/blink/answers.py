@@ -3,11 +3,10 @@ client.py), and the field readers every operation shares. No message keeps an AP
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-import requests
 
 from .errors import BlinkError, BlinkForbidden, BlinkRejected, BlinkUnauthorized, BlinkUnavailable
 from .types import Invoice
@@ -41,9 +40,8 @@ def _scrub(text: Any, secrets: Iterable[str]) -> str:
     return result[:_MAX_MESSAGE_CHARS]
 
 
-def decode_answer(response: requests.Response, operation: str, secrets: tuple[str, ...]) -> dict[str, Any]:
-    """The ``data`` object of a GraphQL answer, or the typed error it amounts to."""
-    status = response.status_code
+def decode_answer(status: int, body: bytes, operation: str, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """The ``data`` object of a GraphQL answer (HTTP status and body), or the typed error it amounts to."""
     if status == 403:
         raise BlinkForbidden("Blink refused the API key (HTTP 403)", operation=operation)
     if status == 401:
@@ -55,7 +53,7 @@ def decode_answer(response: requests.Response, operation: str, secrets: tuple[st
     if status >= 500:
         raise BlinkUnavailable(f"Blink answered HTTP {status}", code=f"http_{status}", operation=operation)
     try:
-        payload = response.json()
+        payload = json.loads(body)
     except ValueError:
         if status >= 400:
             raise BlinkRejected(

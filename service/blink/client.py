@@ -1,7 +1,9 @@
 """BlinkClient: the service's only way to talk to Blink's GraphQL API.
 
-One pooled ``requests.Session`` shared by all threads; every request carries
-``(connect_timeout, read_timeout)``. Every failure becomes a typed ``BlinkError``
+One urllib3 connection pool shared by all threads; every request carries the connect and
+read timeouts. urllib3 rather than requests: a call through a requests Session cost about
+0.5 ms of CPU against 0.3 ms here (request preparation, settings merging, cookie jars), and a
+sale makes eight of them. Every failure becomes a typed ``BlinkError``
 (see errors.py), and no message, log record or exception carries an API key.
 
 Error mapping:
@@ -22,17 +24,22 @@ answers ALREADY_PAID when already paid).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
 import time
+import urllib.request
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+import certifi
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from .answers import decode_answer, invoice_of, malformed, object_field, raise_payload_errors, string_field
 from .errors import BlinkError, BlinkRejected, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
@@ -108,20 +115,16 @@ def load_operations() -> dict[str, str]:
     return {name: "\n".join(lines) + "\n" for name, lines in operations.items()}
 
 
-def _pooled_session(pool_size: int, api_url: str) -> requests.Session:
-    session = requests.Session()
-    # No transport-level retries: whether a request may be resent is decided per operation.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # The environment's proxy and CA-bundle settings are read once here instead of on every
-    # request (requests re-scans os.environ per call, about half a millisecond of CPU each).
-    session.proxies.update(requests.utils.get_environ_proxies(api_url))
-    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if ca_bundle:
-        session.verify = ca_bundle
-    session.trust_env = False
-    return session
+def connection_pool(pool_size: int, api_url: str) -> urllib3.PoolManager:
+    """The pool for `api_url`: through the environment's proxy for it, if any (no_proxy
+    honoured), verifying TLS against REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE or certifi's bundle."""
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    options: dict[str, Any] = {"num_pools": 4, "maxsize": pool_size, "ca_certs": ca_bundle}
+    parts = urlsplit(api_url)
+    proxy = None
+    if not urllib.request.proxy_bypass(parts.hostname or ""):
+        proxy = urllib.request.getproxies().get(parts.scheme)
+    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 
 def outcome_of(error: BlinkError) -> str:
@@ -135,11 +138,6 @@ def outcome_of(error: BlinkError) -> str:
     return OUTCOME_REJECTED
 
 
-def _is_read_timeout(error: requests.ConnectionError) -> bool:
-    # requests reports a timeout while reading the body as a ConnectionError wrapping urllib3's.
-    return any(isinstance(arg, ReadTimeoutError) for arg in error.args)
-
-
 class BlinkClient:
     """Typed calls to Blink. Thread-safe: share one instance per process."""
 
@@ -149,7 +147,7 @@ class BlinkClient:
         *,
         connect_timeout: float,
         read_timeout: float,
-        session: requests.Session | None = None,
+        pool: urllib3.PoolManager | None = None,
         observer: Observer | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         read_attempts: int = 3,
@@ -158,9 +156,10 @@ class BlinkClient:
         if read_attempts < 1:
             raise ValueError("read_attempts must be at least 1")
         self._api_url = api_url
-        self._timeout = (connect_timeout, read_timeout)
-        self._owns_session = session is None
-        self._session = session if session is not None else _pooled_session(DEFAULT_POOL_SIZE, api_url)
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._timeout_text = f"({connect_timeout}, {read_timeout})"
+        self._owns_pool = pool is None
+        self._pool = pool if pool is not None else connection_pool(DEFAULT_POOL_SIZE, api_url)
         self._observer = observer
         self._user_agent = user_agent
         self._read_attempts = read_attempts
@@ -168,9 +167,9 @@ class BlinkClient:
         self._operations = load_operations()
 
     def close(self) -> None:
-        """Closes the pooled connections (only when the client created the session)."""
-        if self._owns_session:
-            self._session.close()
+        """Closes the pooled connections (only when the client created the pool)."""
+        if self._owns_pool:
+            self._pool.clear()
 
     def __enter__(self) -> BlinkClient:
         return self
@@ -350,31 +349,29 @@ class BlinkClient:
                 self._observer(operation, time.monotonic() - started, outcome)
 
     def _send(self, operation: str, variables: dict[str, Any], api_key: str | None) -> dict[str, Any]:
-        headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
+        headers = {"User-Agent": self._user_agent, "Accept": "application/json",
+                   "Content-Type": "application/json"}
         if api_key:
             headers["X-API-KEY"] = api_key
         body = {"query": self._operations[operation], "variables": variables, "operationName": operation}
-        # The requests exception is dropped ("from None"): it holds the prepared request, headers
-        # (the API key) included, and nothing of it is needed beyond its class name.
+        # urllib3's exception is dropped ("from None"): nothing of it is needed beyond its class.
         try:
-            response = self._session.post(self._api_url, json=body, headers=headers, timeout=self._timeout)
-        except requests.Timeout:
+            response = self._pool.request(
+                "POST", self._api_url, body=json.dumps(body).encode(), headers=headers,
+                timeout=self._timeout, retries=False, redirect=False,
+            )
+        except NewConnectionError:  # urllib3 makes it a timeout subclass; it is a refusal
+            raise BlinkUnavailable("cannot reach Blink (NewConnectionError)", code="network_error",
+                                   operation=operation) from None
+        except Urllib3Timeout:
             raise BlinkTimeout(
-                f"no answer from Blink within {self._timeout} s", operation=operation
+                f"no answer from Blink within {self._timeout_text} s", operation=operation
             ) from None
-        except requests.ConnectionError as exc:
-            if _is_read_timeout(exc):
-                raise BlinkTimeout(
-                    f"Blink answer stalled beyond {self._timeout} s", operation=operation
-                ) from None
+        except Urllib3Error as exc:
             raise BlinkUnavailable(
                 f"cannot reach Blink ({type(exc).__name__})", code="network_error", operation=operation
             ) from None
-        except requests.RequestException as exc:
-            raise BlinkUnavailable(
-                f"request to Blink failed ({type(exc).__name__})", code="network_error", operation=operation
-            ) from None
-        return decode_answer(response, operation, (api_key,) if api_key else ())
+        return decode_answer(response.status, response.data, operation, (api_key,) if api_key else ())
 
 
 def _require_positive_sats(sats: int) -> None:
