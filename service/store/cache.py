@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from datetime import datetime
 
 import redis
@@ -46,9 +47,9 @@ class CacheCounters:
         self._lock = threading.Lock()
         self._values = {"hits": 0, "misses": 0, "errors": 0, "writes": 0, "deletes": 0}
 
-    def add(self, name: str) -> None:
+    def add(self, name: str, count: int = 1) -> None:
         with self._lock:
-            self._values[name] += 1
+            self._values[name] += count
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -100,9 +101,10 @@ class SplitCache:
     def delete(self, payment_hash: str) -> bool:
         return self._delete(keys.tip(payment_hash))
 
-    def delete_recipient_stats(self, username: str) -> bool:
-        """Drops stats:recipient:{username} (a tip to them was paid); the next read re-warms it."""
-        return self._delete(keys.recipient_stats(username))
+    def forget(self, payment_hashes: Collection[str], recipients: Collection[str] = ()) -> bool:
+        """Drops the hot copies of these splits and these recipients' stats in one round trip."""
+        names = [keys.tip(h) for h in payment_hashes] + [keys.recipient_stats(r) for r in recipients]
+        return self._delete(*names) if names else True
 
     def ping(self) -> bool:
         """For health checks: True when Redis answers (errors are not counted here)."""
@@ -111,13 +113,13 @@ class SplitCache:
         except redis.RedisError:
             return False
 
-    def _delete(self, key: str) -> bool:
+    def _delete(self, *names: str) -> bool:
         try:
-            self.redis.delete(key)
+            self.redis.delete(*names)
         except redis.RedisError as exc:
             self._failed("delete", exc)
             return False
-        self.counters.add("deletes")
+        self.counters.add("deletes", len(names))
         return True
 
     def _failed(self, operation: str, exc: Exception) -> None:

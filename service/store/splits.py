@@ -179,9 +179,8 @@ class SplitStore:
             if paid_leg_ids:
                 legs = self.q.mark_legs_succeeded.all(conn, leg_ids=list(paid_leg_ids), now=now)
             row = self.q.complete_split.one(conn, payment_hash=payment_hash, owner=owner, now=now)
-        self._forget_paid(legs)
+        self._forget_paid(legs, completed=payment_hash if row is not None else None)
         if row is not None:
-            self.cache.delete(payment_hash)
             return split_from_mapping(row)
         current = self.get_fresh(payment_hash)
         if current is None:
@@ -335,12 +334,12 @@ class SplitStore:
         self._forget_paid(rows)
         return [leg_from_mapping(row) for row in rows]
 
-    def _forget_paid(self, rows: list[dict[str, Any]]) -> None:
-        """After commit: the hot copies and the paid tip recipients' public totals re-warm."""
-        for payment_hash in {row["split_payment_hash"] for row in rows}:
-            self.cache.delete(payment_hash)
-        for username in {row["recipient"] for row in rows if row["kind"] == LegKind.TIP.value}:
-            self.cache.delete_recipient_stats(username)
+    def _forget_paid(self, rows: list[dict[str, Any]], completed: str | None = None) -> None:
+        """After commit: the hot copies and the paid tip recipients' public totals re-warm
+        (one Redis round trip for all of them)."""
+        hashes = {row["split_payment_hash"] for row in rows} | ({completed} if completed else set())
+        recipients = {row["recipient"] for row in rows if row["kind"] == LegKind.TIP.value}
+        self.cache.forget(hashes, recipients)
 
     def mark_leg_failed(self, leg_id: int, error: str, next_attempt_at: datetime | None) -> Leg | None:
         """-> failed with the error and the next retry time; None for a succeeded leg.
