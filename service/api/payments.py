@@ -21,6 +21,7 @@ from service.api.response_schemas import (
     ForwardResponseSchema,
     IssuedInvoice,
     PaymentStatusSchema,
+    response_schema,
 )
 from service.api.throttle import (
     API_KEY_HEADER,
@@ -94,7 +95,7 @@ def create_invoice():
         count_failed_auth()
         raise
     invoice = IssuedInvoice(split, sale.currency, svc.config.blinkpos_btc_wallet_id)
-    return jsonify(CreateInvoiceResponseSchema().dump({"invoice": invoice}))
+    return jsonify(response_schema(CreateInvoiceResponseSchema).dump({"invoice": invoice}))
 
 
 @payments_blueprint.post("/api/blink/forward-with-tips")
@@ -142,7 +143,7 @@ def forward_with_tips():
         asked.payment_hash, source="forward-with-tips", client_total_sats=asked.client_total_sats
     )
     full = is_merchant_of(outcome.split.merchant_key_fingerprint)
-    schema = ForwardResponseSchema() if full else ForwardResponseSchema(exclude=PUBLIC_FORWARD_EXCLUDE)
+    schema = response_schema(ForwardResponseSchema, () if full else PUBLIC_FORWARD_EXCLUDE)
     return jsonify(schema.dump(Forwarded(outcome.split, outcome.already_processed))), 200, NO_STORE
 
 
@@ -180,7 +181,7 @@ def forward_payment():
     except MerchantMismatch:
         count_failed_auth()
         raise
-    answer = ForwardResponseSchema().dump(Forwarded(outcome.split, outcome.already_processed))
+    answer = response_schema(ForwardResponseSchema).dump(Forwarded(outcome.split, outcome.already_processed))
     return jsonify(answer), 200, NO_STORE
 
 
@@ -210,7 +211,7 @@ def payment_status(payment_hash: str):
     if split is None:
         raise NotFound("split_not_found", "No invoice with this payment hash was created here.")
     full = is_merchant_of(split.merchant_key_fingerprint)
-    schema = PaymentStatusSchema() if full else PaymentStatusSchema(exclude=PUBLIC_STATUS_EXCLUDE)
+    schema = response_schema(PaymentStatusSchema, () if full else PUBLIC_STATUS_EXCLUDE)
     return jsonify(schema.dump(split)), 200, NO_STORE
 
 
