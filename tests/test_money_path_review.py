@@ -8,62 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Flask
 
 from blinksim.control import SimControl
 from service.domain.errors import ForwardingIncomplete
-from service.payments.forwarding import Forwarder, ForwardSettings
-from service.store.locks import PaymentLocks
 from service.worker import Worker, WorkerSettings
-from tests.fixtures.payments import sale_body
-
-
-class MovableClock:
-    """A clock the test moves forward by hand."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def create_sale(app: Flask, merchant: dict, amount: int, tip: int = 0, recipients=None) -> str:
-    response = app.test_client().post(
-        "/api/blink/create-invoice", json=sale_body(merchant, amount, tip, recipients)
-    )
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["invoice"]["paymentHash"]
-
-
-def forwarder_with_clock(app: Flask, clock: MovableClock) -> Forwarder:
-    services = app.extensions["blinkpos"]
-    config = services.config
-    return Forwarder(
-        services.store,
-        services.blink,
-        PaymentLocks(services.redis),
-        ForwardSettings(
-            pos_api_key=config.blinkpos_api_key,
-            pos_wallet_id=config.blinkpos_btc_wallet_id,
-            lease_seconds=config.forward_lease_seconds,
-            leg_max_attempts=config.leg_max_attempts,
-            instance_id="review-test",
-        ),
-        clock=clock,
-    )
-
-
-def transfers_by_hash(sim: SimControl) -> Counter:
-    return Counter(entry["paymentHash"] for entry in sim.ledger() if entry["paymentHash"])
-
+from tests.fixtures.clocks import MovableClock, create_sale, forwarder_with_clock, transfers_by_hash
 
 # --- a leg whose invoice cannot be created -------------------------------------------------------
 
@@ -197,16 +149,25 @@ def test_a_forward_that_lost_its_lease_midway_answers_409_and_pays_nothing_twice
 ):
     # The lease ran out while the payout was in flight and another holder took the split:
     # completing is no longer ours to do. Before the fix SplitNotCompletable became a 500.
-    app = make_sale_app(forward_lease_seconds=1, blink_read_timeout_seconds=6.0)
+    app = make_sale_app(forward_lease_seconds=1, blink_read_timeout_seconds=20.0)
     store = app.extensions["blinkpos"].store
     client = app.test_client()
     payment_hash = create_sale(app, merchant, 400)
     sim.pay(payment_hash)
-    sim.fault("lnInvoicePaymentSend", "delay", count=1, delay_ms=3000)
+    # The payout is held long enough for the intruder to act however slow the machine is; the
+    # intruder waits for the leg to be in flight, then for the lease to run out, not a set time.
+    sim.fault("lnInvoicePaymentSend", "delay", count=1, delay_ms=8000)
     taken = []
 
     def take_over() -> None:
-        time.sleep(1.6)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            split = store.get_fresh(payment_hash)
+            if split.claimed_at is not None and all(str(leg.status) == "sending" for leg in split.legs):
+                break
+            time.sleep(0.05)
+        lease_ends = split.claimed_at + timedelta(seconds=1.2)
+        time.sleep(max((lease_ends - datetime.now(UTC)).total_seconds(), 0))
         taken.append(store.claim(payment_hash, "another-instance", 1))
 
     intruder = threading.Thread(target=take_over)

@@ -203,6 +203,8 @@ def test_a_tip_leg_failing_three_times_then_succeeding_is_paid_exactly_once(
     assert_every_leg_paid_once(app, sim, [payment_hash])
 
 
+# 200 sales on a loaded 2-core machine: room to finish, rather than a 90 s race inside 120 s.
+@pytest.mark.timeout(420)
 def test_two_workers_on_a_backlog_of_200_paid_splits_pay_every_leg_once(
     make_app, worker_config, run_workers, sim: SimControl, merchant: dict, tipee
 ):
@@ -218,7 +220,7 @@ def test_two_workers_on_a_backlog_of_200_paid_splits_pay_every_leg_once(
     threads = []
     try:
         threads = [run_workers(first, batch_size=10), run_workers(second, batch_size=10)]
-        wait_for(lambda: all(status(app, h) == "completed" for h in hashes), 90, "all completed")
+        wait_for(lambda: all(status(app, h) == "completed" for h in hashes), 300, "all completed")
     finally:
         for thread in threads:
             thread.stop()
