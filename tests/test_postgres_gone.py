@@ -71,6 +71,17 @@ def _crash_postgres_once_payouts_leave(
     postgres.stop("immediate")
 
 
+def _forward_once_postgres_answers(app: Flask, payment_hash: str):
+    """The POS page's forward, repeated while it answers 503: the pool may hand out one connection
+    from before the restart, which fails and is replaced."""
+    for _ in range(5):
+        answer = app.test_client().post("/api/blink/forward-with-tips", json={"paymentHash": payment_hash})
+        if answer.status_code != 503:
+            return answer
+        time.sleep(0.5)
+    return answer
+
+
 def _assert_paid_once(app: Flask, sim: SimControl, payment_hash: str, merchant: dict, alice: dict) -> None:
     split = app.extensions["blinkpos"].store.get_fresh(payment_hash)
     assert str(split.status) == "completed"
@@ -102,11 +113,45 @@ def test_postgres_crashing_mid_forward_answers_503_and_the_worker_pays_each_leg_
     assert sim.balance(merchant["btcWalletId"]) == 800, "the payouts left before Postgres died"
 
     private_postgres.start()
-    refused = app.test_client().post("/api/blink/forward-with-tips", json={"paymentHash": payment_hash})
+    refused = _forward_once_postgres_answers(app, payment_hash)
     assert refused.status_code == 409, "the dead forward's lease still stands"
     clock = MovableClock()
     clock.advance(seconds=app.extensions["blinkpos"].config.forward_lease_seconds + 1)
     assert worker_with_clock(app, clock, "worker:after-crash").run_once().completed == 1
+    _assert_paid_once(app, sim, payment_hash, merchant, alice)
+
+
+def test_postgres_crashing_while_leg_invoices_are_made_pays_nothing_and_logs_no_stack_trace(
+    app_on_own_postgres, private_postgres: EmbeddedPostgres, sim: SimControl, merchant: dict, tipee, caplog
+):
+    app = app_on_own_postgres()
+    alice = tipee()
+    payment_hash = _paid_sale(app, sim, merchant, alice)
+    store = app.extensions["blinkpos"].store
+    sim.fault("lnInvoiceCreateOnBehalfOfRecipient", "delay", count=2, delay_ms=PAYOUT_HELD_MS)
+    answers = []
+    till = threading.Thread(target=lambda: answers.append(
+        app.test_client().post("/api/blink/forward-with-tips", json={"paymentHash": payment_hash})
+    ))
+    till.start()
+    deadline = time.monotonic() + 30
+    while str(store.get_fresh(payment_hash).status) != "forwarding":  # claimed; invoices on their way
+        assert time.monotonic() < deadline, "the forward never claimed the sale"
+        time.sleep(0.05)
+    private_postgres.stop("immediate")
+    till.join(60)
+
+    (answer,) = answers
+    assert answer.status_code == 503, answer.get_json()
+    assert answer.get_json()["code"] == "database_unavailable"
+    assert sim.balance(merchant["btcWalletId"]) == sim.balance(alice["btcWalletId"]) == 0
+    traced = [record.getMessage() for record in caplog.records if record.exc_info]
+    assert traced == [], "a database outage is no bug: no stack trace in the logs"
+
+    private_postgres.start()
+    clock = MovableClock()
+    clock.advance(seconds=app.extensions["blinkpos"].config.forward_lease_seconds + 1)
+    worker_with_clock(app, clock, "worker:after-crash").run_once()
     _assert_paid_once(app, sim, payment_hash, merchant, alice)
 
 

@@ -9,6 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 
+class DependencyDown(Exception):
+    """A server the rules depend on (Postgres) cannot be reached: an outage to wait out, not a bug.
+    The store's StoreUnavailable is one; the payment layer catches it without importing the store."""
+
+
 class PaymentError(Exception):
     code = "payment_error"
 

@@ -30,6 +30,7 @@ from service.blink import (
 )
 from service.domain.clock import Clock, utc_now
 from service.domain.errors import (
+    DependencyDown,
     ForwardingIncomplete,
     ForwardingInProgress,
     InvoiceNotPaid,
@@ -332,6 +333,10 @@ class Forwarder:
     def _release_quietly(self, payment_hash: str, owner: str, reason: str) -> None:
         try:
             self._store.release(payment_hash, owner, reason)
+        except DependencyDown:
+            # Postgres is gone (the error that brought us here, most likely): an outage, not a
+            # bug, so no stack trace; the lease runs out by itself and another holder goes on.
+            log.warning("release_failed", extra={"payment_hash": payment_hash, "reason": "database"})
         except Exception:  # noqa: BLE001 - the original error matters more; the lease expires anyway
             log.exception("release_failed", extra={"payment_hash": payment_hash})
 

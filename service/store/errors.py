@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from service.domain.errors import DependencyDown
+
 
 class StoreError(Exception):
     """Base of every error raised by service.store."""
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError, DependencyDown):
     """Postgres cannot be reached (or the pool is exhausted): the API answers 503."""
 
 
