@@ -115,7 +115,7 @@ def _chaos_split(legs: list[tuple[str, str, int, str]]):
 def test_chaos_books_catch_a_duplicated_a_missing_and_a_misrouted_payout():
     from collections import Counter
 
-    from bench.chaos import MERCHANT, _check_legs
+    from bench.chaos_books import MERCHANT, _check_legs
 
     split = _chaos_split([("base", "w-merchant", 900, "h1"), ("tip", "alice", 100, "h2")])
     wallets = {MERCHANT: "w-merchant", "alice": "w-alice"}
@@ -129,3 +129,20 @@ def test_chaos_books_catch_a_duplicated_a_missing_and_a_misrouted_payout():
     assert verdict(Counter(h1=1), good) == "tip leg never paid"
     misrouted = {**good, "h2": {"toWalletId": "w-merchant", "sats": 100}}
     assert verdict(Counter(h1=1, h2=1), misrouted).endswith("to the wrong place")
+
+
+def test_chaos_books_count_a_held_payout_that_failed_as_refunded_not_paid():
+    from bench.chaos_books import ledger_balances
+
+    def transfer(source, target, sats, status, fee=0):
+        return {"fromWalletId": source, "toWalletId": target, "sats": sats, "feeSats": fee, "status": status}
+
+    ledger = [
+        transfer(None, "pos", 1000, "SUCCESS"),  # the customer pays
+        transfer("pos", "merchant", 900, "FAILURE"),  # held, then failed: refunded
+        transfer("pos", "merchant", 900, "SUCCESS"),  # the same invoice paid again
+        transfer("pos", None, 90, "SUCCESS", fee=10),  # an external leg and its routing fee
+    ]
+    assert ledger_balances(ledger) == {"pos": 0, "merchant": 900}
+    held = [*ledger[:3], transfer("pos", None, 90, "PENDING", fee=10)]
+    assert ledger_balances(held) == {"pos": 0, "merchant": 900}, "a held payment is debited already"
