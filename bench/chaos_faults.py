@@ -12,6 +12,7 @@ from collections.abc import Callable
 import psycopg
 
 from bench.chaos_stack import ChaosStack
+from bench.proxy import FaultyProxy
 
 Action = Callable[[], str]
 
@@ -21,6 +22,8 @@ SELECT count(*) FROM payment_legs l JOIN payment_splits s ON s.id = l.split_id
 WHERE l.status = 'sending' AND s.claimed_by LIKE 'worker:%'
 """
 WORKER_PAYOUT_WAIT_SECONDS = 45.0
+CUT_SECONDS = 2.0
+STALL_SECONDS = 4.0
 
 
 def schedule(stack: ChaosStack) -> list[tuple[float, str, Action]]:
@@ -60,28 +63,19 @@ def schedule(stack: ChaosStack) -> list[tuple[float, str, Action]]:
         return f"pid {pid}, {in_flight} of its leg payouts in flight"
 
     def postgres_cut() -> str:
-        cut = stack.postgres_proxy.blackout(2.0)
-        time.sleep(2.0)
-        return f"{cut} connections reset mid-flight, new ones reset on accept for 2 s"
-
-    def postgres_stall() -> str:
-        stack.postgres_proxy.stall(4.0)
-        time.sleep(4.0)
-        return "no byte moved for 4 s"
+        return _blackout(stack.postgres_proxy, CUT_SECONDS)
 
     def blink_cut() -> str:
         # Blink answers slowly for a moment, so the cut finds calls (payouts among them) mid-request.
         sim.fault("*", "delay", count=300, delay_ms=400)
         time.sleep(1.0)
-        cut = stack.blink_proxy.blackout(2.0)
-        time.sleep(2.0)
-        sim.clear_faults()
-        return f"{cut} calls cut mid-request, new ones reset on accept for 2 s"
+        try:
+            return _blackout(stack.blink_proxy, CUT_SECONDS)
+        finally:
+            sim.clear_faults()
 
-    def blink_stall() -> str:
-        stack.blink_proxy.stall(4.0)
-        time.sleep(4.0)
-        return "no byte moved for 4 s (the service's read timeout is 2 s)"
+    def stall(proxy: FaultyProxy) -> Action:
+        return lambda: _stall(proxy, STALL_SECONDS)
 
     def payment_faults() -> str:
         sim.fault("lnInvoicePaymentSend", "timeout", count=15, delay_ms=4000)
@@ -107,9 +101,9 @@ def schedule(stack: ChaosStack) -> list[tuple[float, str, Action]]:
         (0.34, "the worker process SIGKILLed between storing leg invoices and paying them",
          kill_worker_mid_payout),
         (0.44, "app and worker cut off from Postgres (proxy)", postgres_cut),
-        (0.51, "Postgres stalled (proxy)", postgres_stall),
+        (0.51, "Postgres stalled (proxy)", stall(stack.postgres_proxy)),
         (0.58, "app and worker cut off from Blink (proxy)", blink_cut),
-        (0.65, "Blink stalled (proxy)", blink_stall),
+        (0.65, "Blink stalled (proxy), longer than the service's 2 s read timeout", stall(stack.blink_proxy)),
         (0.72, "lnInvoicePaymentSend faults", payment_faults),
         (0.80, "lnInvoicePaymentSend held PENDING", held_payouts),
         (0.90, "simulator faults cleared", clear_faults),
@@ -127,3 +121,15 @@ def _wait_for_worker_payouts(stack: ChaosStack) -> int:
                 return int(count)
             time.sleep(0.05)
     raise TimeoutError(f"the worker had no payout in flight within {WORKER_PAYOUT_WAIT_SECONDS:.0f} s")
+
+
+def _blackout(proxy: FaultyProxy, seconds: float) -> str:
+    cut = proxy.blackout(seconds)
+    time.sleep(seconds)
+    return f"{cut} connections cut mid-flight, new ones reset on accept for {seconds:.0f} s"
+
+
+def _stall(proxy: FaultyProxy, seconds: float) -> str:
+    proxy.stall(seconds)
+    time.sleep(seconds)
+    return f"no byte moved for {seconds:.0f} s"
