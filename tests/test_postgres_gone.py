@@ -20,6 +20,7 @@ from blinksim.control import SimControl
 from service import create_app
 from service.devservers import EmbeddedPostgres
 from service.store import keys
+from service.store.errors import StoreUnavailable
 from service.worker import WorkerThread
 from tests.fixtures.clocks import MovableClock, create_sale, transfers_by_hash, worker_with_clock
 
@@ -47,6 +48,20 @@ def app_on_own_postgres(
     yield make
     for app in apps:
         app.extensions["blinkpos"].close()
+
+
+def _restart(postgres: EmbeddedPostgres, app: Flask) -> None:
+    """Starts Postgres again and waits until the app's pool reaches it: the pool retries with a
+    growing backoff, so its first connection may come a few seconds after the server is up."""
+    postgres.start()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            app.extensions["blinkpos"].db.ping(5)
+            return
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the app never reached the restarted Postgres"
+            time.sleep(0.2)
 
 
 def _paid_sale(app: Flask, sim: SimControl, merchant: dict, alice: dict) -> str:
@@ -112,7 +127,7 @@ def test_postgres_crashing_mid_forward_answers_503_and_the_worker_pays_each_leg_
     assert "Traceback" not in answer.get_data(as_text=True)
     assert sim.balance(merchant["btcWalletId"]) == 800, "the payouts left before Postgres died"
 
-    private_postgres.start()
+    _restart(private_postgres, app)
     refused = _forward_once_postgres_answers(app, payment_hash)
     assert refused.status_code == 409, "the dead forward's lease still stands"
     clock = MovableClock()
@@ -148,7 +163,7 @@ def test_postgres_crashing_while_leg_invoices_are_made_pays_nothing_and_logs_no_
     traced = [record.getMessage() for record in caplog.records if record.exc_info]
     assert traced == [], "a database outage is no bug: no stack trace in the logs"
 
-    private_postgres.start()
+    _restart(private_postgres, app)
     clock = MovableClock()
     clock.advance(seconds=app.extensions["blinkpos"].config.forward_lease_seconds + 1)
     worker_with_clock(app, clock, "worker:after-crash").run_once()
@@ -169,7 +184,7 @@ def test_postgres_crashing_mid_worker_round_leaves_the_loop_running_and_pays_eac
         _crash_postgres_once_payouts_leave(private_postgres, app, payment_hash, sim)
         time.sleep(PAYOUT_HELD_MS / 1000 + 1)  # the round ends on the dead database; more fail
         assert worker._thread.is_alive()
-        private_postgres.start()
+        _restart(private_postgres, app)
         # Its own claim could not be released: it is taken again once the lease ran out.
         clock.advance(seconds=app.extensions["blinkpos"].config.forward_lease_seconds + 1)
         store = app.extensions["blinkpos"].store
@@ -218,7 +233,7 @@ def test_a_webhook_whose_write_failed_is_not_remembered_and_its_redelivery_marks
     finally:
         valkey.close()
 
-    private_postgres.start()
+    _restart(private_postgres, app)
     redelivered = app.test_client().post("/api/blink/webhook", data=body, headers=headers)
     assert redelivered.status_code == 200, redelivered.get_json()
     assert redelivered.get_json()["status"] == "paid"
