@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per endpoint row (default 15)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the servers' data and logs here (default: a temporary directory)")
-    parser.add_argument("--sales", type=int, default=1200, help="chaos: sales to stream (default 1200)")
+    parser.add_argument("--sales", type=int, default=1000, help="chaos: sales to stream (default 1000)")
     parser.add_argument("--clients", type=int, default=16, help="chaos: concurrent tills (default 16)")
     return parser
 

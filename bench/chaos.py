@@ -60,7 +60,7 @@ CHAOS_ENV = {
 
 @dataclass(frozen=True)
 class ChaosOptions:
-    sales: int = 1200
+    sales: int = 1000
     clients: int = 16
     settle_seconds: float = 240.0
 
