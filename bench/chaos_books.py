@@ -4,7 +4,8 @@ Every customer payment must be one split, completed, each leg paid exactly once 
 payout of the leg's invoice), to the right wallet, for the leg's sats. A payout Blink held and
 then failed was refunded: it is no payment. Sats are conserved: every wallet's balance is what
 the ledger says, their sum is the money paid in less what left the bank (external payments and
-their routing fees), and the POS wallet ends where it started, at 0.
+their routing fees), and the POS wallet keeps nothing but the fee reserves that Lightning Address
+legs did not spend (a leg pays its recipient the leg less the reserve, and the fee from it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bench.store_bench import open_store
-from service.domain.model import LegKind, Split, SplitStatus
+from service.domain.model import Leg, LegKind, Payout, Split, SplitStatus
 
 MERCHANT = "<merchant>"  # not a valid Blink username, so it cannot clash with a tipee
 UNSETTLED = (SplitStatus.PAID, SplitStatus.FORWARDING, SplitStatus.PENDING)
@@ -31,6 +32,7 @@ class Books:
     lost: int = 0
     stuck: int = 0
     fees: int = 0  # routing fees the POS wallet paid (external legs)
+    kept_reserve: int = 0  # what Lightning Address legs' fee reserves left in the POS wallet
     refunded: int = 0  # payouts Blink held and then failed (refunded, paid again later)
     problems: list[str] = field(default_factory=list)
 
@@ -42,7 +44,8 @@ class Books:
     def line(self) -> str:
         return (
             f"sales {self.sales}, forwarded {self.forwarded}, duplicated {self.duplicated}, "
-            f"lost {self.lost}, stuck {self.stuck}; fees {self.fees} sats, refunded payouts {self.refunded}"
+            f"lost {self.lost}, stuck {self.stuck}; fees {self.fees} sats, unspent fee reserves "
+            f"{self.kept_reserve} sats, refunded payouts {self.refunded}"
         )
 
 
@@ -98,6 +101,7 @@ def check_books(stack, tipees: list[dict]) -> Books:
             verdict = _check_legs(split, payouts, payout_by_hash, wallet_of, explained)
             if verdict == "forwarded" and split.status is SplitStatus.COMPLETED:
                 books.forwarded += 1
+                books.kept_reserve += sum(_reserve_left(leg) for leg in split.legs)
             elif verdict == "duplicated":
                 books.duplicated += 1
             else:
@@ -127,10 +131,38 @@ def _check_legs(
         if payouts[leg.payment_hash] > 1:
             return "duplicated"
         payout = payout_by_hash[leg.payment_hash]
+        if leg.payout is Payout.LNURL:
+            problem = _check_external(leg, payout)
+            if problem:
+                return problem
+            continue
         expected_wallet = wallet_of.get(MERCHANT if leg.kind is LegKind.BASE else leg.recipient)
         if payout["toWalletId"] != expected_wallet or payout["sats"] != leg.sats:
             return f"{leg.kind} leg paid {payout['sats']} sats to the wrong place"
     return "forwarded"
+
+
+def _check_external(leg: Leg, payout: dict) -> str | None:
+    """A Lightning Address leg: paid out of Blink, for what the leg records, never above the leg."""
+    where = f"{leg.kind} leg to {leg.recipient}"
+    if payout["toWalletId"] is not None:
+        return f"{where} paid inside Blink"
+    if leg.received_sats is None or leg.fee_sats is None:
+        return f"{where} paid but its amount or fee is not recorded"
+    if (payout["sats"], payout["feeSats"]) != (leg.received_sats, leg.fee_sats):
+        return (
+            f"{where} records {leg.received_sats} + fee {leg.fee_sats}, "
+            f"Blink paid {payout['sats']} + fee {payout['feeSats']}"
+        )
+    if leg.received_sats + leg.fee_sats > leg.sats:
+        return f"{where} paid out {leg.received_sats + leg.fee_sats} sats for a {leg.sats}-sat leg"
+    return None
+
+
+def _reserve_left(leg: Leg) -> int:
+    if leg.payout is not Payout.LNURL:
+        return 0
+    return leg.sats - (leg.received_sats or 0) - (leg.fee_sats or 0)
 
 
 def ledger_balances(ledger: list[dict]) -> Counter[str]:
@@ -165,5 +197,9 @@ def _check_conservation(stack, tipees: list[dict], ledger: list[dict], books: Bo
     for wallet_id, balance in balances.items():
         if expected[wallet_id] != balance:
             books.problems.append(f"wallet {wallet_id[:8]} balance {balance} != ledger {expected[wallet_id]}")
-    if books.stuck == 0 and balances[accounts.pos["btcWalletId"]] != 0:
-        books.problems.append(f"{balances[accounts.pos['btcWalletId']]} sats left in the POS wallet")
+    # Every sale paid out in full, but for what fee reserves were not spent on fees.
+    left = balances[accounts.pos["btcWalletId"]]
+    if books.stuck == 0 and left != books.kept_reserve:
+        books.problems.append(
+            f"{left} sats left in the POS wallet, {books.kept_reserve} of them unspent fee reserves"
+        )

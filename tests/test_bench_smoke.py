@@ -146,3 +146,30 @@ def test_chaos_books_count_a_held_payout_that_failed_as_refunded_not_paid():
     assert ledger_balances(ledger) == {"pos": 0, "merchant": 900}
     held = [*ledger[:3], transfer("pos", None, 90, "PENDING", fee=10)]
     assert ledger_balances(held) == {"pos": 0, "merchant": 900}, "a held payment is debited already"
+
+
+def test_chaos_books_check_a_lightning_address_leg_against_what_it_records():
+    from collections import Counter
+    from dataclasses import replace
+
+    from bench.chaos_books import MERCHANT, _check_legs, _reserve_left
+    from service.domain.model import Payout
+
+    split = _chaos_split([("base", "w-merchant", 900, "h1"), ("tip", "alice@example.com", 100, "h2")])
+    base, tip = split.legs
+    tip = replace(tip, payout=Payout.LNURL, received_sats=90, fee_sats=3)
+    split = replace(split, legs=(base, tip))
+    wallets = {MERCHANT: "w-merchant"}
+    merchant_payout = {"toWalletId": "w-merchant", "sats": 900, "feeSats": 0}
+
+    def verdict(external: dict) -> str:
+        payouts = {"h1": merchant_payout, "h2": external}
+        return _check_legs(split, Counter(h1=1, h2=1), payouts, wallets, set())
+
+    assert verdict({"toWalletId": None, "sats": 90, "feeSats": 3}) == "forwarded"
+    assert _reserve_left(tip) == 7
+    assert "records 90 + fee 3" in verdict({"toWalletId": None, "sats": 91, "feeSats": 3})
+    assert verdict({"toWalletId": "w-alice", "sats": 90, "feeSats": 3}).endswith("paid inside Blink")
+    greedy = replace(split, legs=(base, replace(tip, received_sats=99, fee_sats=3)))
+    overpaid = {"h1": merchant_payout, "h2": {"toWalletId": None, "sats": 99, "feeSats": 3}}
+    assert _check_legs(greedy, Counter(h1=1, h2=1), overpaid, wallets, set()).endswith("for a 100-sat leg")
