@@ -29,6 +29,7 @@ def create_app(config: Config | None = None) -> Flask:
     from service.api.metrics import init_request_metrics, metrics_blueprint
     from service.api.openapi import openapi_blueprint
     from service.api.payments import payments_blueprint
+    from service.api.payouts import payouts_blueprint
     from service.api.profiles import profiles_blueprint
     from service.api.recipients import recipients_blueprint
     from service.api.reports import reports_blueprint
@@ -60,6 +61,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(profiles_blueprint)
     app.register_blueprint(recipients_blueprint)
     app.register_blueprint(reports_blueprint)
+    app.register_blueprint(payouts_blueprint)
     app.register_blueprint(webhooks_blueprint)
     app.register_blueprint(metrics_blueprint)
     app.register_blueprint(openapi_blueprint)

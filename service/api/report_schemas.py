@@ -101,8 +101,59 @@ class RecipientStatsSchema(Schema):
     lastTipAt = fields.String(metadata={"description": "ISO 8601, UTC"})
 
 
+class PayoutSchema(Schema):
+    """Dumps the documents of service.reports.payouts.local_payout (times in the report's zone)."""
+
+    payment_hash = fields.String(
+        data_key="paymentHash", required=True, metadata={"description": "the sale's"}
+    )
+    created_at = fields.String(
+        data_key="saleCreatedAt", required=True, metadata={"description": "the sale's, in the report's zone"}
+    )
+    sale_status = fields.String(
+        data_key="saleStatus", required=True, metadata={"description": "a failed sale may be retried"}
+    )
+    kind = fields.String(required=True, metadata={"description": "base | tip"})
+    recipient = fields.String(required=True, metadata={"description": "merchant wallet id or recipient"})
+    sats = fields.Integer(required=True)
+    status = fields.String(
+        required=True, metadata={"description": "planned|invoiced|sending|succeeded|failed"}
+    )
+    attempts = fields.Integer(required=True)
+    last_error = fields.String(data_key="lastError", allow_none=True, required=True)
+    next_attempt_at = fields.String(
+        data_key="nextAttemptAt",
+        allow_none=True,
+        required=True,
+        metadata={"description": "when the worker tries again; null when it will not by itself"},
+    )
+    paid_at = fields.String(data_key="paidAt", allow_none=True, required=True)
+
+
+class PayoutLogSchema(Schema):
+    period = fields.Nested(ReportPeriodSchema, required=True)
+    status = fields.String(required=True, metadata={"description": "all | open | failed"})
+    payouts = fields.List(
+        fields.Nested(PayoutSchema), required=True, metadata={"description": "Newest first"}
+    )
+    next_cursor = fields.String(
+        data_key="nextCursor",
+        allow_none=True,
+        required=True,
+        metadata={"description": "pass as cursor for the next page; null on the last page"},
+    )
+
+
+class RetryAcceptedSchema(Schema):
+    payment_hash = fields.String(data_key="paymentHash", required=True)
+    status = fields.String(required=True, metadata={"description": "forwarding: the worker pays it next"})
+    legs_reset = fields.Integer(data_key="legsReset", required=True, metadata={"description": "failed legs"})
+
+
 REPORT_SCHEMAS: dict[str, type[Schema]] = {
     "ReportSummary": ReportSummarySchema,
     "TipsReport": TipsReportSchema,
     "RecipientStats": RecipientStatsSchema,
+    "PayoutLog": PayoutLogSchema,
+    "RetryAccepted": RetryAcceptedSchema,
 }

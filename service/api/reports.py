@@ -30,19 +30,24 @@ _NO_STORE = {"Cache-Control": "private, no-store"}
 
 def _merchant_request() -> tuple[MerchantReports, list[str], ReportPeriod]:
     """The reports, the caller's key fingerprints (401 first) and the requested period."""
+    reports, fingerprints = merchant_of_request()
+    return reports, fingerprints, parse_period(request.args, utc_now)
+
+
+def merchant_of_request() -> tuple[MerchantReports, list[str]]:
+    """The reports and the fingerprints of X-API-KEY, a key that made a sale here; 401 otherwise."""
     svc = services()
     reports = MerchantReports(svc.db, svc.fingerprints.candidates)
     refuse_if_failing_auth()
     try:
-        fingerprints = reports.authenticate(request.headers.get(API_KEY_HEADER))
+        return reports, reports.authenticate(request.headers.get(API_KEY_HEADER))
     except UnknownMerchant:
         count_failed_auth()
         raise
-    return reports, fingerprints, parse_period(request.args, utc_now)
 
 
 @reports_blueprint.errorhandler(ReportError)
-def _report_error(error: ReportError) -> tuple[Response, int]:
+def report_error(error: ReportError) -> tuple[Response, int]:
     status = 401 if isinstance(error, UnknownMerchant) else 400
     return error_response(status, error.code, error.message, error.details)
 

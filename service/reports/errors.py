@@ -36,3 +36,9 @@ class UnknownMerchant(ReportError):
 
 class InvalidUsername(ReportError):
     code = "invalid_username"
+
+
+class InvalidPayoutQuery(ReportError):
+    """A payout-log argument other than the period (status, limit, cursor) is not understood."""
+
+    code = "invalid_payout_query"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 
 from service.reports.merchant import SaleRow, display_amount
@@ -80,12 +80,17 @@ def sale_cells(sale: SaleRow, period: ReportPeriod) -> list[str | int]:
 
 def csv_chunks(pages: Iterable[list[SaleRow]], period: ReportPeriod) -> Iterator[str]:
     """The header, then one chunk of text per page of sales."""
+    return table_chunks(COLUMNS, ([sale_cells(sale, period) for sale in page] for page in pages))
+
+
+def table_chunks(columns: Sequence[str], pages: Iterable[list[list[str | int]]]) -> Iterator[str]:
+    """The header, then one chunk of CSV text per page of rows of cells (the report CSVs)."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     yield _drain(buffer)
     for page in pages:
-        writer.writerows(sale_cells(sale, period) for sale in page)
+        writer.writerows(page)
         yield _drain(buffer)
 
 

@@ -262,15 +262,22 @@ class SplitStore:
             )
         return [split_from_mapping(row) for row in rows]
 
-    def reset_for_retry(self, payment_hash: str, lease_seconds: float) -> int | None:
-        """A failed or stuck split back to forwarding, its failed legs' attempts reset.
+    def reset_for_retry(
+        self, payment_hash: str, lease_seconds: float, source: str = "operator"
+    ) -> int | None:
+        """A failed or stuck split back to forwarding, its failed legs' attempts reset; the
+        'retry_requested' event names source (operator or merchant).
 
         Returns the number of legs reset; None when the split is unknown or not failed/stuck
         (a completed split is never touched, and a lease someone still holds is respected).
         """
         with self.db.connection() as conn:
             row = self.q.reset_split_for_retry.one(
-                conn, payment_hash=payment_hash, now=self.clock(), lease_seconds=lease_seconds
+                conn,
+                payment_hash=payment_hash,
+                now=self.clock(),
+                lease_seconds=lease_seconds,
+                source=source,
             )
         return None if row is None else int(row["legs_reset"])
 

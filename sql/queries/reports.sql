@@ -62,3 +62,24 @@ WHERE s.merchant_key_fingerprint = ANY(%(fingerprints)s)
   AND (s.created_at, s.id) > (%(after_created_at)s, %(after_id)s)
 ORDER BY s.created_at, s.id
 LIMIT %(limit)s
+
+-- name: report_payouts_page
+-- One page of the payout log: the legs of the merchant's paid sales (pending and expired sales
+-- pay nothing out), newest sale first, in (created_at, leg id) descending order before the
+-- keyset (before_created_at, before_id); the first page passes (end, 0). status: 'all',
+-- 'open' (not yet delivered) or 'failed' (the last attempt failed).
+SELECT l.id, s.created_at, s.payment_hash, s.status AS sale_status, l.kind, l.recipient, l.sats,
+       l.status, l.attempts, l.last_error, l.next_attempt_at, l.paid_at
+FROM payment_splits s
+JOIN payment_legs l ON l.split_id = s.id
+WHERE s.merchant_key_fingerprint = ANY(%(fingerprints)s)
+  AND s.created_at >= %(start)s
+  AND s.created_at <= %(before_created_at)s
+  AND s.created_at < %(end)s
+  AND (s.created_at, l.id) < (%(before_created_at)s, %(before_id)s)
+  AND s.status IN ('paid', 'forwarding', 'completed', 'failed')
+  AND (%(status)s = 'all'
+       OR (%(status)s = 'open' AND l.status <> 'succeeded')
+       OR (%(status)s = 'failed' AND l.status = 'failed'))
+ORDER BY s.created_at DESC, l.id DESC
+LIMIT %(limit)s

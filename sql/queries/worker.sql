@@ -125,7 +125,7 @@ ORDER BY s.updated_at DESC
 LIMIT %(limit)s
 
 -- name: reset_split_for_retry
--- Operator: a failed (or stuck forwarding) split back to forwarding, its failed legs' attempts
+-- Operator (source 'operator') or merchant (source 'merchant'): a failed (or stuck forwarding) split back to forwarding, its failed legs' attempts
 -- and retry times reset and its lease dropped, with a 'retry_requested' event; the worker then
 -- picks it up. Succeeded legs stay succeeded: nothing is ever paid twice. A forwarding split
 -- whose lease is still held is left alone (its holder is working on it).
@@ -148,7 +148,7 @@ WITH split AS (
 ), logged AS (
     INSERT INTO payment_events (split_id, event_type, data)
     SELECT id, 'retry_requested',
-           jsonb_build_object('source', 'operator', 'legs_reset', (SELECT count(*) FROM legs))
+           jsonb_build_object('source', %(source)s::text, 'legs_reset', (SELECT count(*) FROM legs))
     FROM split
 )
 SELECT split.payment_hash, (SELECT count(*) FROM legs) AS legs_reset FROM split
