@@ -7,13 +7,11 @@ worker exactly as the operator's `splits retry` does (SplitStore.reset_for_retry
 
 from __future__ import annotations
 
-import itertools
-
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, jsonify, request
 
 from service.api import request_schemas as parse
 from service.api.report_schemas import PayoutLogSchema, RetryAcceptedSchema
-from service.api.reports import merchant_of_request, report_error
+from service.api.reports import csv_download, merchant_of_request, report_error
 from service.api.throttle import NO_STORE, client_address, enforce_rate_limits
 from service.context import services
 from service.domain.clock import utc_now
@@ -97,12 +95,7 @@ def payout_log_csv():
     period = parse_period(request.args, utc_now)
     status = parse_payout_query({"status": request.args.get("status", "")}).status
     pages = PayoutLog(svc.db).pages(fingerprints, period, status)
-    # The first page is read before answering, so a database failure is still a JSON error.
-    first = list(itertools.islice(pages, 1))
-    body = stream_with_context(payouts_csv_chunks(itertools.chain(first, pages), period))
-    filename = f"payouts_{period.first_day.isoformat()}_{period.last_day.isoformat()}.csv"
-    headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
-    return Response(body, status=200, headers=headers, content_type="text/csv; charset=utf-8")
+    return csv_download("payouts", period, pages, lambda every_page: payouts_csv_chunks(every_page, period))
 
 
 @payouts_blueprint.post("/api/payouts/<payment_hash>/retry")

@@ -8,6 +8,8 @@ docstring is its OpenAPI operation (service/api/openapi.py).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
@@ -26,6 +28,7 @@ reports_blueprint = Blueprint("reports", __name__)
 
 API_KEY_HEADER = "X-API-KEY"
 _NO_STORE = {"Cache-Control": "private, no-store"}
+Row = TypeVar("Row")
 
 
 def _merchant_request() -> tuple[MerchantReports, list[str], ReportPeriod]:
@@ -124,10 +127,20 @@ def sales_csv():
     """
     reports, fingerprints, period = _merchant_request()
     pages = reports.sales(fingerprints, period)
+    return csv_download("sales", period, pages, lambda every_page: csv_chunks(every_page, period))
+
+
+def csv_download(
+    name: str,
+    period: ReportPeriod,
+    pages: Iterator[list[Row]],
+    chunks: Callable[[Iterable[list[Row]]], Iterator[str]],
+) -> Response:
+    """pages as a streamed CSV attachment named after the report and its period."""
     # The first page is read before answering, so a database failure is still a JSON error.
     first = list(itertools.islice(pages, 1))
-    body = stream_with_context(csv_chunks(itertools.chain(first, pages), period))
-    filename = f"sales_{period.first_day.isoformat()}_{period.last_day.isoformat()}.csv"
+    body = stream_with_context(chunks(itertools.chain(first, pages)))
+    filename = f"{name}_{period.first_day.isoformat()}_{period.last_day.isoformat()}.csv"
     headers = {**_NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
     return Response(body, status=200, headers=headers, content_type="text/csv; charset=utf-8")
 
