@@ -58,12 +58,14 @@ def test_a_failed_sale_is_in_its_merchants_payout_log_and_no_one_elses(app, sim,
     (leg,) = only_failed.get_json()["payouts"]
     assert leg["paymentHash"] == failed and leg["saleStatus"] == "failed"
     assert (leg["kind"], leg["recipient"], leg["sats"]) == ("base", merchant["btcWalletId"], 1000)
-    assert (leg["status"], leg["attempts"], leg["nextAttemptAt"]) == ("failed", 1, None)
+    assert (leg["status"], leg["attempts"], leg["nextAttemptAt"], leg["feeSats"]) == ("failed", 1, None, None)
     assert leg["lastError"]
-    assert [(p["kind"], p["recipient"], p["sats"], p["status"]) for p in everything["payouts"]] == [
-        ("tip", bob["username"], 100, "succeeded"),
-        ("tip", alice["username"], 200, "succeeded"),
-        ("base", merchant["btcWalletId"], 1000, "failed"),
+    assert [
+        (p["kind"], p["recipient"], p["sats"], p["feeSats"], p["status"]) for p in everything["payouts"]
+    ] == [
+        ("tip", bob["username"], 100, 0, "succeeded"),
+        ("tip", alice["username"], 200, 0, "succeeded"),
+        ("base", merchant["btcWalletId"], 1000, None, "failed"),
     ]
     assert everything["nextCursor"] is None and everything["status"] == "all"
     assert [p["kind"] for p in still_open["payouts"]] == ["base"]

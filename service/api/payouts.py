@@ -28,7 +28,7 @@ payouts_blueprint.register_error_handler(ReportError, report_error)
 
 @payouts_blueprint.get("/api/reports/payouts")
 def payout_log():
-    """Every leg of the calling merchant's paid sales: recipient, sats, state, attempts, errors.
+    """Every leg of the calling merchant's paid sales: recipient, sats, fee, state, attempts, errors.
     ---
     get:
       operationId: payoutLog
@@ -82,8 +82,8 @@ def payout_log_csv():
         - {in: query, name: tz, schema: {type: string, default: UTC}}
       responses:
         200:
-          description: "Columns: created_at, payment_hash, sale_status, kind, recipient, sats, status,
-            attempts, last_error, next_attempt_at, paid_at"
+          description: "Columns: created_at, payment_hash, sale_status, kind, recipient, sats, fee_sats,
+            status, attempts, last_error, next_attempt_at, paid_at"
           content: {text/csv: {schema: {type: string}}}
         400: "invalid_date, invalid_timezone, range_too_large or invalid_payout_query"
         401: "unauthorized: missing or unknown API key"

@@ -116,6 +116,12 @@ class PayoutSchema(Schema):
     kind = fields.String(required=True, metadata={"description": "base | tip"})
     recipient = fields.String(required=True, metadata={"description": "merchant wallet id or recipient"})
     sats = fields.Integer(required=True)
+    fee_sats = fields.Integer(
+        data_key="feeSats",
+        allow_none=True,
+        required=True,
+        metadata={"description": "routing fee paid out of the leg; null until it succeeded"},
+    )
     status = fields.String(
         required=True, metadata={"description": "planned|invoiced|sending|succeeded|failed"}
     )

@@ -36,6 +36,7 @@ class PayoutRow:
     kind: str
     recipient: str
     sats: int
+    fee_sats: int | None  # the routing fee paid, known once the leg succeeded
     status: str
     attempts: int
     last_error: str | None
@@ -101,6 +102,7 @@ def _payout(row: dict[str, Any]) -> PayoutRow:
         kind=row["kind"],
         recipient=row["recipient"],
         sats=int(row["sats"]),
+        fee_sats=None if row["fee_sats"] is None else int(row["fee_sats"]),
         status=row["status"],
         attempts=int(row["attempts"]),
         last_error=row["last_error"],

@@ -69,7 +69,7 @@ LIMIT %(limit)s
 -- keyset (before_created_at, before_id); the first page passes (end, 0). status: 'all',
 -- 'open' (not yet delivered) or 'failed' (the last attempt failed).
 SELECT l.id, s.created_at, s.payment_hash, s.status AS sale_status, l.kind, l.recipient, l.sats,
-       l.status, l.attempts, l.last_error, l.next_attempt_at, l.paid_at
+       l.fee_sats, l.status, l.attempts, l.last_error, l.next_attempt_at, l.paid_at
 FROM payment_splits s
 JOIN payment_legs l ON l.split_id = s.id
 WHERE s.merchant_key_fingerprint = ANY(%(fingerprints)s)
