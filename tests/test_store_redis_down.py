@@ -1,15 +1,18 @@
-"""Redis is only the hot copy: with it stopped, the store keeps working from Postgres."""
+"""Redis is only the hot copy: with it stopped, the stores keep working from Postgres."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 
 import pytest
 
-from service.domain.model import SplitStatus
+from service.domain.model import SplitStatus, TipRecipient
+from service.domain.profiles import ProfileInput
 from service.store import keys
 from service.store.cache import SplitCache, make_redis
 from service.store.postgres import Database, open_pool
+from service.store.profiles import ProfileStore
 from service.store.splits import SplitStore
 from tests.test_split_store import FINGERPRINTS, MERCHANT_KEY, FakeClock, new_split, pay_all_legs
 
@@ -62,3 +65,22 @@ def test_a_dead_redis_costs_at_most_one_short_timeout_per_call(database: Databas
     store.get(split.payment_hash)
     assert time.monotonic() - started < 2.0
     client.close()
+
+
+def test_split_profiles_work_from_postgres_while_redis_is_down(database: Database, private_valkey) -> None:
+    client = make_redis(private_valkey.url, socket_timeout=0.3)
+    profiles = ProfileStore(database, client)
+    merchant = FINGERPRINTS.candidates(MERCHANT_KEY)
+    kept = profiles.create(merchant, ProfileInput("Floor", (TipRecipient("alice", Fraction(2)),)))
+    assert profiles.list(merchant) == [kept]
+
+    private_valkey.stop()
+
+    changed = profiles.update(merchant, kept.id, ProfileInput("Bar", (TipRecipient("bob"),)))
+    assert profiles.find(merchant, kept.id) == changed
+    assert changed.recipients == (TipRecipient("bob"),)
+
+    private_valkey.start()
+
+    assert profiles.list(merchant) == [changed]  # re-read from Postgres and cached again
+    assert 0 < client.ttl(keys.split_profiles(merchant[0])) <= keys.SPLIT_PROFILES_TTL_SECONDS
