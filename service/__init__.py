@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # Flask is imported by create_app: gunicorn's master imports 
     from flask import Flask
 
     from service.context import AppServices
+    from service.lnurl import FeePolicy
 
 __version__ = "0.1.0"
 
@@ -127,6 +128,7 @@ def attach_payment_services(services: AppServices) -> None:
     from service.blink.key_check import PosKeyCheck
     from service.payments.forwarding import Forwarder, ForwardSettings
     from service.payments.invoices import InvoiceService, InvoiceSettings
+    from service.payments.lnurl_legs import LnurlLegs
     from service.store.locks import PaymentLocks
     from service.store.lookups import LookupCache
     from service.store.ratelimit import RateLimiter
@@ -160,6 +162,7 @@ def attach_payment_services(services: AppServices) -> None:
             environment=config.environment,
         ),
     )
+    attach_recipient_resolver(services)
     services.forwarder = Forwarder(
         services.store,
         blink,
@@ -174,6 +177,15 @@ def attach_payment_services(services: AppServices) -> None:
         ),
         observer=services.metrics.observe_forward,
         invoice_status=invoice_status,
+        lnurl=LnurlLegs(
+            blink,
+            services.lnurl_payer,
+            fee_policy(config),
+            services.recipients.parse,
+            pos_api_key=config.blinkpos_api_key,
+            pos_wallet_id=config.blinkpos_btc_wallet_id,
+            observer=services.metrics.observe_lnurl_leg,
+        ),
     )
     # Its own client, unobserved: a background check is no traffic of any request and must not
     # appear in the request metrics (blinkpos_blink_requests_total) at some random moment.
@@ -186,12 +198,11 @@ def attach_payment_services(services: AppServices) -> None:
     services.pos_key_check = PosKeyCheck(
         key_check_client, config.blinkpos_api_key, config.blinkpos_btc_wallet_id
     )
-    attach_recipient_resolver(services)
 
 
 def attach_recipient_resolver(services: AppServices) -> None:
     """The LNURL payer and the recipient resolver (DESIGN 8) over the open Redis and Blink client."""
-    from service.lnurl import FeePolicy, LnurlPayer, RecipientResolver, SafeFetcher
+    from service.lnurl import LnurlPayer, RecipientResolver, SafeFetcher
     from service.lnurl.resolver import blink_user_check
     from service.store.lnurl_cache import PayRequestCache
 
@@ -204,13 +215,20 @@ def attach_recipient_resolver(services: AppServices) -> None:
     services.lnurl_payer = LnurlPayer(fetcher, min_seconds_left=config.lnurl_invoice_min_seconds_left)
     services.recipients = RecipientResolver(
         services.lnurl_payer,
-        fees=FeePolicy(config.lnurl_fee_reserve_percent, config.lnurl_fee_reserve_min_sats),
+        fees=fee_policy(config),
         cache=PayRequestCache(services.redis, config.lnurl_cache_seconds),
         blink_domains=config.blink_lightning_domains,
         insecure_hosts=config.lnurl_insecure_hosts,
         blink_user_check=blink_user_check(services.blink.default_btc_wallet),
         observer=services.metrics.observe_lnurl,
     )
+
+
+def fee_policy(config: Config) -> FeePolicy:
+    """The fee reserve of payouts outside Blink, as configured (LNURL_FEE_RESERVE_*)."""
+    from service.lnurl import FeePolicy
+
+    return FeePolicy(config.lnurl_fee_reserve_percent, config.lnurl_fee_reserve_min_sats)
 
 
 def instance_id() -> str:

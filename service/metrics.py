@@ -147,6 +147,18 @@ class Metrics:
             ["outcome", "reason"],
             registry=r,
         )
+        self.lnurl_legs = Counter(
+            "blinkpos_lnurl_legs_total",
+            "Attempts to pay a leg at a Lightning Address / LNURL by outcome (paid, failed, pending) "
+            "and reason (ok, the LNURL failure, fee_above_reserve, blink_<outcome>)",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.lnurl_fees = Counter(
+            "blinkpos_lnurl_fees_paid_sats_total",
+            "Routing fees paid for legs paid at a Lightning Address / LNURL, in sats",
+            registry=r,
+        )
         self._cache_seen: dict[str, int] = {}
         self._cache_lock = threading.Lock()
 
@@ -169,6 +181,12 @@ class Metrics:
             self.legs.labels(outcome).inc()
         elif event == "leg_failure":
             self.leg_failures.labels(outcome).inc()
+
+    def observe_lnurl_leg(self, outcome: str, reason: str, fee_sats: int) -> None:
+        """LnurlLegs' observer(outcome, reason, fee_sats): one attempt, and the fee of a paid leg."""
+        self.lnurl_legs.labels(outcome, reason).inc()
+        if fee_sats > 0:
+            self.lnurl_fees.inc(fee_sats)
 
     def observe_webhook(self, result: str) -> None:
         self.webhooks.labels(result).inc()

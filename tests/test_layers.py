@@ -1,5 +1,4 @@
-"""The layers point down: api -> payments -> store -> domain, payments -> blink -> domain,
-lnurl -> blink -> domain.
+"""The layers point down: api -> payments -> store -> domain, payments -> lnurl -> blink -> domain.
 
 payments is handed the store and reaches it through its ports (service/payments/ports.py), so
 it imports no store module; the port test checks the store still matches them.
@@ -18,7 +17,7 @@ SERVICE = Path(__file__).resolve().parents[1] / "service"
 ALLOWED = {
     "domain": ("service.domain",),
     "store": ("service.store", "service.domain"),
-    "payments": ("service.payments", "service.blink", "service.domain"),
+    "payments": ("service.payments", "service.lnurl", "service.blink", "service.domain"),
     "blink": ("service.blink", "service.domain"),
     "lnurl": ("service.lnurl", "service.blink", "service.domain"),
 }

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from typing import NamedTuple
 
 
 class SplitStatus(StrEnum):
@@ -114,6 +115,15 @@ class NewSplit:
     expires_at: datetime
     client_total_sats: int | None = None
     merchant_payout_address: str | None = None
+
+
+class LegInvoice(NamedTuple):
+    """A leg's invoice as it is committed before it is paid. received_sats: what the recipient's
+    invoice is for when it is less than the leg (an LNURL leg keeps its fee reserve back)."""
+
+    payment_request: str
+    payment_hash: str
+    received_sats: int | None = None
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,18 @@ def check_invoice(
     return CheckedInvoice(payment_request, decoded.payment_hash.lower(), amount_msat, expires_at)
 
 
+def invoice_expires_at(payment_request: str) -> int | None:
+    """When a stored invoice expires (unix seconds), from its own fields; None if it does not decode.
+
+    Blink's invoice status only knows Blink's own invoices, so an external one's expiry is read
+    here, locally."""
+    try:
+        decoded = bolt11.decode(payment_request)
+    except _DECODE_ERRORS:
+        return None
+    return int(decoded.date + decoded.expiry)
+
+
 def _log_description_mismatch(decoded: bolt11.Bolt11, metadata: str) -> None:
     expected = hashlib.sha256(metadata.encode("utf-8")).hexdigest()
     found = decoded.description_hash

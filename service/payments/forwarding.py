@@ -23,7 +23,6 @@ from service.blink import (
     BlinkRejected,
     BlinkTimeout,
     BlinkUnavailable,
-    Invoice,
     InvoiceStatus,
     PaymentStatus,
     outcome_of,
@@ -39,16 +38,21 @@ from service.domain.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus
+from service.domain.model import Leg, LegInvoice, LegKind, LegStatus, Payout, Split, SplitStatus
+from service.lnurl import LnurlError
 from service.payments import memos
+from service.payments.lnurl_legs import LegPending, LnurlLegs
 from service.payments.parallel import run_each
 from service.payments.ports import ForwardingLocks, ForwardingStore
 
 log = logging.getLogger(__name__)
 
 # A leg Blink holds in flight is retried like a failure, but counted apart: it is not an error.
-PENDING_CODE = "payment_pending"
+PENDING_CODE = LegPending.default_code
 PENDING_REASON = "pending"
+
+# Why a leg was not paid on this attempt: Blink's answer, or the recipient's LNURL server's.
+LegError = BlinkError | LnurlError
 
 # Statuses whose payment must be confirmed at Blink before anything moves. An expired split
 # is asked too: a customer may pay in the last second, and a paid invoice is never left behind.
@@ -93,9 +97,12 @@ class Forwarder:
         clock: Clock = utc_now,
         observer: Callable[[str, str], None] | None = None,
         invoice_status: Callable[[str], InvoiceStatus] | None = None,
+        lnurl: LnurlLegs | None = None,
     ) -> None:
         self._store = store
         self._blink = blink
+        # Legs paid at a Lightning Address / LNURL (None: such legs fail, retryably).
+        self._lnurl = lnurl
         # Whether a POS invoice is paid: Blink's answer, possibly shared between callers.
         self._invoice_status = invoice_status or blink.invoice_status
         self._locks = locks
@@ -195,8 +202,9 @@ class Forwarder:
         waiting = [_retry_scheduled(leg) for leg in unpaid if not self._is_due(leg)]
         try:
             paid, errors = self._pay_legs(split, due)
+            fees = {leg_id: fee for leg_id, fee in paid.items() if fee is not None}
             if paid and (errors or waiting):
-                self._store.mark_legs_succeeded(paid)
+                self._store.mark_legs_succeeded(list(paid), fees)
         except BaseException:
             # Anything unexpected (Postgres gone, a bug): hand the split back for the worker.
             self._release_quietly(payment_hash, owner, "forwarding interrupted")
@@ -206,7 +214,7 @@ class Forwarder:
         if last_error is None:
             try:
                 # The paid legs are marked and the split completed in one transaction.
-                completed = self._store.complete(payment_hash, owner, paid)
+                completed = self._store.complete(payment_hash, owner, list(paid), fees)
             except SplitNotCompletable as exc:
                 # Our lease ran out mid-way and another holder took the split: completing is
                 # its job now (every leg we paid is recorded and will not be paid again).
@@ -222,46 +230,79 @@ class Forwarder:
             return True
         return leg.next_attempt_at <= self._now()
 
-    def _pay_legs(self, split: Split, legs: list[Leg]) -> tuple[list[int], list[BlinkError]]:
+    def _pay_legs(
+        self, split: Split, legs: list[Leg]
+    ) -> tuple[dict[int, int | None], list[LegError]]:
         """Every due leg invoiced once and then paid, the legs side by side; one slow or failing
-        leg delays or fails only itself. Returns the ids of the legs paid (not yet marked
-        succeeded: the caller does that in its closing transaction) and the Blink errors of the
-        rest (already recorded on their legs)."""
+        leg delays or fails only itself. Returns the legs paid, {leg id: routing fee, None for a
+        Blink leg} (not yet marked succeeded: the caller does that in its closing transaction),
+        and the errors of the rest (already recorded on their legs)."""
         width = self._settings.leg_concurrency
+        legs = [self._without_unpayable_invoice(leg) for leg in legs]
+        # Stored before this attempt: a payment of it may exist (an LNURL leg asks Blink first).
+        maybe_sent = {leg.id for leg in legs if leg.payment_request is not None}
         fresh = [leg for leg in legs if leg.payment_request is None]
         made = run_each(lambda leg: self._new_invoice(split, leg), fresh, width)
-        errors: list[BlinkError] = []
-        invoices: dict[int, tuple[str, str]] = {}
+        errors: list[LegError] = []
+        invoices: dict[int, LegInvoice] = {}
         for leg, invoice in zip(fresh, made, strict=True):
-            if isinstance(invoice, BlinkError):
+            if isinstance(invoice, LegInvoice):
+                invoices[leg.id] = invoice
+            else:
                 self._record_leg_failure(leg, invoice, leg.attempts + 1)
                 errors.append(invoice)
-            else:
-                invoices[leg.id] = (invoice.payment_request, invoice.payment_hash)
         ready = [leg.id for leg in legs if leg.payment_request is not None or leg.id in invoices]
         # One transaction commits the new invoices and marks the legs sending before any is
         # paid; a leg another holder invoiced first comes back with that (stored) invoice.
         sending = self._store.start_sending(split.payment_hash, invoices, ready) if ready else []
-        sent = run_each(lambda leg: self._send_leg(split, leg), sending, width)
-        errors.extend(error for error in sent if error is not None)
-        return [leg.id for leg, error in zip(sending, sent, strict=True) if error is None], errors
+        sent = run_each(lambda leg: self._send_leg(split, leg, leg.id in maybe_sent), sending, width)
+        paid: dict[int, int | None] = {}
+        for leg, (error, fee) in zip(sending, sent, strict=True):
+            if error is None:
+                paid[leg.id] = fee
+            else:
+                errors.append(error)
+        return paid, errors
 
-    def _new_invoice(self, split: Split, leg: Leg) -> Invoice | BlinkError:
+    def _without_unpayable_invoice(self, leg: Leg) -> Leg:
+        """An LNURL leg whose stored invoice provably cannot be paid any more, without it: this
+        attempt fetches a new one. Any other leg as it is."""
+        if leg.payout != Payout.LNURL or leg.payment_request is None or self._lnurl is None:
+            return leg
+        if not self._lnurl.unpayable(leg):
+            return leg
+        discarded = self._store.discard_expired_leg_invoice(leg.id, leg.payment_hash)
+        if discarded is None:
+            return leg
+        log.info("leg_invoice_expired", extra={"leg_id": leg.id})
+        return discarded
+
+    def _new_invoice(self, split: Split, leg: Leg) -> LegInvoice | LegError:
         """The leg's invoice from its recipient (not yet stored)."""
         memo = leg_memo(split, leg)
         try:
-            # Every leg, the base too, is invoiced on its recipient's wallet without the
+            if leg.payout == Payout.LNURL:
+                if self._lnurl is None:
+                    raise LnurlError("Lightning Address payouts are not configured", reason="not_configured")
+                return self._lnurl.invoice(leg, memo)
+            # Every Blink leg, the base too, is invoiced on its recipient's wallet without the
             # recipient's key (lnInvoiceCreateOnBehalfOfRecipient): no merchant key is kept.
+            # A merchant paid at a Blink-domain address has no merchant wallet: its base leg
+            # carries the wallet the address resolved to.
             if leg.kind == LegKind.BASE:
-                wallet_id = split.merchant_wallet_id
+                wallet_id = split.merchant_wallet_id or leg.recipient_wallet_id
             else:
                 wallet_id = leg.recipient_wallet_id or self._blink.default_btc_wallet(leg.recipient)
-            return self._blink.create_invoice_for_recipient(wallet_id, leg.sats, memo)
-        except BlinkError as exc:
+            invoice = self._blink.create_invoice_for_recipient(wallet_id, leg.sats, memo)
+        except (BlinkError, LnurlError) as exc:
             return exc
+        return LegInvoice(invoice.payment_request, invoice.payment_hash)
 
-    def _send_leg(self, split: Split, leg: Leg) -> BlinkError | None:
-        """Pays a leg's stored invoice (the leg is marked sending); None when it is paid."""
+    def _send_leg(self, split: Split, leg: Leg, maybe_sent: bool) -> tuple[LegError | None, int | None]:
+        """Pays a leg's stored invoice (the leg is marked sending): (None, fee) when it is paid
+        (fee None for a Blink leg), else (the error, recorded on the leg, None)."""
+        if leg.payout == Payout.LNURL:
+            return self._send_lnurl_leg(split, leg, maybe_sent)
         try:
             status = self._blink.pay_invoice(
                 self._settings.pos_api_key,
@@ -273,20 +314,34 @@ class Forwarder:
             self._record_leg_failure(leg, exc, leg.attempts)
             if isinstance(exc, BlinkRejected):
                 self._discard_if_expired(leg)
-            return exc
+            return exc, None
 
         if status in (PaymentStatus.SUCCESS, PaymentStatus.ALREADY_PAID):
             self._observe("leg", "paid")
-            return None
+            return None, None
         # PENDING: Blink holds the payment in flight. Paying the same invoice later is safe, so
         # the leg is retried like a failure and will answer SUCCESS or ALREADY_PAID then.
-        pending = BlinkUnavailable("payment pending at Blink", code=PENDING_CODE, operation="pay")
+        pending = LegPending("payment pending at Blink", operation="pay")
         self._record_leg_failure(leg, pending, leg.attempts)
-        return pending
+        return pending, None
+
+    def _send_lnurl_leg(self, split: Split, leg: Leg, maybe_sent: bool) -> tuple[LegError | None, int | None]:
+        """An LNURL leg: paid only if Blink shows no payment of its invoice yet and the probed
+        fee fits its reserve; an expired invoice is replaced on a later attempt, never here."""
+        try:
+            if self._lnurl is None:
+                raise LnurlError("Lightning Address payouts are not configured", reason="not_configured")
+            fee = self._lnurl.pay(leg, leg_memo(split, leg), maybe_sent=maybe_sent)
+        except (BlinkError, LnurlError) as exc:
+            self._record_leg_failure(leg, exc, leg.attempts)
+            return exc, None
+        self._observe("leg", "paid")
+        return None, fee
 
     def _discard_if_expired(self, leg: Leg) -> None:
-        """A leg invoice can expire while the leg waits for retries (or an operator): then,
-        and only then, it is safe to drop it and invoice the leg again."""
+        """A Blink leg invoice can expire while the leg waits for retries (or an operator): then,
+        and only then, it is safe to drop it and invoice the leg again (Blink knows its own
+        invoices; an LNURL leg's is checked by _without_unpayable_invoice instead)."""
         try:
             expired = self._blink.invoice_status(leg.payment_hash) == InvoiceStatus.EXPIRED
         except BlinkError:
@@ -295,19 +350,19 @@ class Forwarder:
             self._store.discard_expired_leg_invoice(leg.id, leg.payment_hash)
             log.info("leg_invoice_expired", extra={"leg_id": leg.id})
 
-    def _record_leg_failure(self, leg: Leg, error: BlinkError, attempts: int) -> None:
+    def _record_leg_failure(self, leg: Leg, error: LegError, attempts: int) -> None:
         # Out of attempts: nothing retries it until an operator does, so it has no next attempt.
         exhausted = attempts >= self._settings.leg_max_attempts
         next_attempt = None if exhausted else self._now() + retry_delay(attempts)
         self._store.mark_leg_failed(leg.id, _describe(error), next_attempt)
         self._observe("leg", "failed")
-        self._observe("leg_failure", PENDING_REASON if error.code == PENDING_CODE else outcome_of(error))
+        self._observe("leg_failure", _failure_reason(error))
         log.warning(
             "leg_failed",
             extra={"leg_id": leg.id, "kind": str(leg.kind), "error_code": error.code, "attempts": attempts},
         )
 
-    def _give_back(self, payment_hash: str, owner: str, error: BlinkError) -> ForwardOutcome:
+    def _give_back(self, payment_hash: str, owner: str, error: LegError) -> ForwardOutcome:
         split = self._store.get_fresh(payment_hash)
         exhausted = [
             leg
@@ -363,5 +418,15 @@ def _retry_scheduled(leg: Leg) -> BlinkError:
     return BlinkUnavailable(f"retry scheduled at {when}", code="retry_scheduled", operation="pay")
 
 
-def _describe(error: BlinkError) -> str:
+def _failure_reason(error: LegError) -> str:
+    """A bounded metric label: pending, lnurl (the recipient's server; details in the LNURL
+    metrics), or Blink's outcome."""
+    if error.code == PENDING_CODE:
+        return PENDING_REASON
+    if isinstance(error, LnurlError):
+        return "lnurl"
+    return outcome_of(error)
+
+
+def _describe(error: LegError) -> str:
     return f"{error.code}: {error.message}"[:500]

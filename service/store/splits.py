@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from service.domain.clock import Clock, utc_now
 from service.domain.errors import SplitNotCompletable, SplitNotFound
-from service.domain.model import Leg, LegKind, NewSplit, Split, SplitStatus
+from service.domain.model import Leg, LegInvoice, LegKind, NewSplit, Split, SplitStatus
 from service.store.backlog import Backlog, read_backlog
 from service.store.cache import SplitCache, ttl_until
 from service.store.fingerprints import Fingerprints
@@ -30,6 +30,10 @@ from service.store.records import leg_from_mapping, split_from_mapping
 # Statuses worth a hot copy: a split still on its way to completion.
 _WARM_STATUSES = frozenset({SplitStatus.PENDING, SplitStatus.PAID, SplitStatus.FORWARDING})
 _MAX_ERROR_CHARS = 1000
+
+
+def _fees_json(fees: Mapping[int, int] | None) -> str:
+    return json.dumps({str(leg_id): fee for leg_id, fee in (fees or {}).items()})
 
 
 def _error_text(error: str | None) -> str | None:
@@ -165,11 +169,17 @@ class SplitStore:
             self.cache.delete(payment_hash)
         return bool(released)
 
-    def complete(self, payment_hash: str, owner: str, paid_leg_ids: Sequence[int] = ()) -> Split:
+    def complete(
+        self,
+        payment_hash: str,
+        owner: str,
+        paid_leg_ids: Sequence[int] = (),
+        fees: Mapping[int, int] | None = None,
+    ) -> Split:
         """forwarding -> completed when every leg succeeded; then the hot copy is deleted.
 
-        paid_leg_ids are first marked succeeded (as mark_legs_succeeded) in the same
-        transaction; they stay marked even when the split cannot be completed. Completing an
+        paid_leg_ids are first marked succeeded (as mark_legs_succeeded, with their fees) in the
+        same transaction; they stay marked even when the split cannot be completed. Completing an
         already completed split returns it unchanged. Raises SplitNotCompletable when a leg is
         unsettled or owner does not hold the lease.
         """
@@ -177,7 +187,9 @@ class SplitStore:
         with self.db.transaction() as conn:
             legs = []
             if paid_leg_ids:
-                legs = self.q.mark_legs_succeeded.all(conn, leg_ids=list(paid_leg_ids), now=now)
+                legs = self.q.mark_legs_succeeded.all(
+                    conn, leg_ids=list(paid_leg_ids), fees=_fees_json(fees), now=now
+                )
             row = self.q.complete_split.one(conn, payment_hash=payment_hash, owner=owner, now=now)
         self._forget_paid(legs, completed=payment_hash if row is not None else None)
         if row is not None:
@@ -315,16 +327,16 @@ class SplitStore:
         return legs[0] if legs else None
 
     def start_sending(
-        self, payment_hash: str, invoices: Mapping[int, tuple[str, str]], leg_ids: Sequence[int]
+        self, payment_hash: str, invoices: Mapping[int, LegInvoice], leg_ids: Sequence[int]
     ) -> list[Leg]:
-        """Records new leg invoices ({leg_id: (payment_request, payment_hash)}, as
-        record_leg_invoice) and marks leg_ids sending (as mark_leg_sending), in one transaction:
-        every invoice is committed before it is paid. Returns the legs now sending, each with
-        its stored invoice (a leg invoiced first by another holder keeps that one)."""
+        """Records new leg invoices ({leg_id: LegInvoice or (payment_request, payment_hash)}, as
+        record_leg_invoice, with received_sats) and marks leg_ids sending (as mark_leg_sending),
+        in one transaction: every invoice is committed before it is paid. Returns the legs now
+        sending, each with its stored invoice (a leg invoiced first by another holder keeps that one)."""
         now = self.clock()
         recorded = [
-            {"leg_id": leg_id, "payment_request": request, "payment_hash": hash_, "recipient_wallet_id": None}
-            for leg_id, (request, hash_) in invoices.items()
+            {"leg_id": leg_id, **LegInvoice(*invoice)._asdict(), "recipient_wallet_id": None}
+            for leg_id, invoice in invoices.items()
         ]
         with self.db.transaction() as conn:
             if recorded:
@@ -334,10 +346,14 @@ class SplitStore:
             self.cache.delete(payment_hash)
         return [leg_from_mapping(row) for row in rows]
 
-    def mark_legs_succeeded(self, leg_ids: Sequence[int]) -> list[Leg]:
-        """mark_leg_succeeded for several legs in one statement; returns the legs that changed."""
+    def mark_legs_succeeded(self, leg_ids: Sequence[int], fees: Mapping[int, int] | None = None) -> list[Leg]:
+        """mark_leg_succeeded for several legs in one statement; returns the legs that changed.
+
+        fees: {leg_id: routing fee paid} for legs paid outside Blink (a Blink leg's fee is 0)."""
         with self.db.connection() as conn:
-            rows = self.q.mark_legs_succeeded.all(conn, leg_ids=list(leg_ids), now=self.clock())
+            rows = self.q.mark_legs_succeeded.all(
+                conn, leg_ids=list(leg_ids), fees=_fees_json(fees), now=self.clock()
+            )
         self._forget_paid(rows)
         return [leg_from_mapping(row) for row in rows]
 

@@ -184,12 +184,13 @@ SELECT leg.*, s.payment_hash AS split_payment_hash
 FROM leg JOIN payment_splits s ON s.id = leg.split_id
 
 -- name: discard_expired_leg_invoice
--- failed with an invoice Blink reports EXPIRED -> failed without it, so the next attempt creates a
--- fresh invoice. Safe: an expired invoice can never be paid. Only the very invoice that was
--- checked is discarded (payment_hash must match), and never one of a succeeded leg.
+-- failed with an invoice that can no longer be paid (expired, and for an LNURL leg no payment of
+-- it pending or made) -> failed without it, so the next attempt creates a fresh invoice. Only the
+-- very invoice that was checked is discarded (payment_hash must match), never a succeeded leg's.
 WITH leg AS (
     UPDATE payment_legs
-    SET payment_request = NULL, payment_hash = NULL, status = 'failed', updated_at = %(now)s
+    SET payment_request = NULL, payment_hash = NULL, received_sats = NULL, status = 'failed',
+        updated_at = %(now)s
     WHERE id = %(leg_id)s AND payment_hash = %(payment_hash)s AND status IN ('invoiced', 'sending', 'failed')
     RETURNING *
 ), logged AS (
@@ -249,21 +250,25 @@ FROM claimed c
 
 -- name: record_leg_invoices
 -- record_leg_invoice for several legs in one statement (invoices: a JSONB array of
--- {leg_id, payment_request, payment_hash, recipient_wallet_id}). A leg that already has an
--- invoice keeps it. Run with start_legs_sending in one transaction: the invoices are committed
--- before any of them is paid.
+-- {leg_id, payment_request, payment_hash, recipient_wallet_id, received_sats}). A leg that
+-- already has an invoice keeps it, and its received_sats with it (an LNURL leg's invoice is for
+-- the leg minus its fee reserve; a Blink leg's stays NULL until it succeeds with the whole leg).
+-- Run with start_legs_sending in one transaction: the invoices are committed before any is paid.
 WITH leg AS (
     UPDATE payment_legs l
     SET status = 'invoiced', payment_request = i.payment_request, payment_hash = i.payment_hash,
-        recipient_wallet_id = coalesce(i.recipient_wallet_id, l.recipient_wallet_id), updated_at = %(now)s
+        recipient_wallet_id = coalesce(i.recipient_wallet_id, l.recipient_wallet_id),
+        received_sats = i.received_sats, updated_at = %(now)s
     FROM jsonb_to_recordset(%(invoices)s::jsonb)
-        AS i (leg_id bigint, payment_request text, payment_hash text, recipient_wallet_id text)
+        AS i (leg_id bigint, payment_request text, payment_hash text, recipient_wallet_id text,
+              received_sats bigint)
     WHERE l.id = i.leg_id AND l.payment_request IS NULL AND l.status IN ('planned', 'failed')
     RETURNING l.*
 )
 INSERT INTO payment_events (split_id, leg_id, event_type, data)
 SELECT split_id, id, 'leg_invoiced',
-       jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats, 'payment_hash', payment_hash)
+       jsonb_strip_nulls(jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats,
+                                            'payment_hash', payment_hash, 'received_sats', received_sats))
 FROM leg
 
 -- name: start_legs_sending
@@ -284,19 +289,24 @@ FROM leg JOIN payment_splits s ON s.id = leg.split_id
 -- name: mark_legs_succeeded
 -- -> succeeded for the legs leg_ids, in one statement: each changed leg's 'leg_paid'
 -- event and, per tip recipient, its stats (summed first: one stats row is updated once).
+-- fees: a JSONB object {"<leg id>": routing fee paid}, for the legs paid outside Blink.
 WITH leg AS (
     UPDATE payment_legs
     SET status = 'succeeded', paid_at = %(now)s, updated_at = %(now)s, last_error = NULL,
         next_attempt_at = NULL,
         -- Inside Blink the recipient gets the whole leg and there is no routing fee; an lnurl
-        -- leg's amounts are recorded when its payment is confirmed (the constraint insists).
+        -- leg's received_sats was stored with its invoice and its fee comes in `fees` (the
+        -- constraint insists on both).
         received_sats = coalesce(received_sats, CASE WHEN payout = 'blink' THEN sats END),
-        fee_sats = coalesce(fee_sats, CASE WHEN payout = 'blink' THEN 0 END)
+        fee_sats = coalesce((%(fees)s::jsonb ->> id::text)::bigint, fee_sats,
+                            CASE WHEN payout = 'blink' THEN 0 END)
     WHERE id = ANY(%(leg_ids)s) AND status IN ('invoiced', 'sending', 'failed') AND payment_request IS NOT NULL
     RETURNING *
 ), logged AS (
     INSERT INTO payment_events (split_id, leg_id, event_type, data)
-    SELECT split_id, id, 'leg_paid', jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats)
+    SELECT split_id, id, 'leg_paid',
+           jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats,
+                              'received_sats', received_sats, 'fee_sats', fee_sats)
     FROM leg
 ), stats AS (
     INSERT INTO tip_recipients_stats AS t

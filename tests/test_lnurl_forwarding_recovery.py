@@ -1,0 +1,155 @@
+"""Legs paid at a Lightning Address after something went wrong: a crash between committing the
+invoice and paying it, a payment whose answer never came, a stored invoice that expired. The
+outcome is always learned from Blink by payment hash; a second invoice only replaces one that
+provably can no longer be paid."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import bolt11
+import pytest
+
+from service.domain.clock import utc_now
+from service.domain.errors import ForwardingIncomplete
+from service.domain.model import LegInvoice, LegStatus
+from service.payments.lnurl_legs import EXPIRY_GRACE_SECONDS, LnurlLegs
+from service.worker import Worker, WorkerSettings
+from tests.lnurl_sales import (
+    assert_books_hold,
+    base_to,
+    callbacks,
+    forward,
+    fresh,
+    lnurl_wallet,
+    outgoing_from,
+    paid_sale,
+    payments_of,
+    tip_to,
+)
+from tests.lnurl_support import make_invoice
+from tests.test_commits_per_sale import next_xid
+
+
+def test_after_a_crash_between_commit_and_payment_the_next_holder_pays_the_stored_invoice_once(
+    lnurl_app, lnurl_sim, pos_account, merchant
+):
+    services = lnurl_app.extensions["blinkpos"]
+    store = services.store
+    wallet = lnurl_wallet(lnurl_sim)
+    payment_hash = paid_sale(
+        lnurl_app, lnurl_sim, pos_account, [base_to(merchant, 600), tip_to(wallet["lightningAddress"], 800)]
+    )
+    # The process that crashed: it claimed, fetched and committed the LNURL leg's invoice, marked
+    # the legs sending, and died before paying anything.
+    lease = services.config.forward_lease_seconds
+    split = store.mark_paid_and_claim(payment_hash, "test", "crashed-process", lease)
+    tip = split.legs[1]
+    checked = services.lnurl_payer.request_invoice(services.recipients.parse(tip.recipient), 792)
+    stored = LegInvoice(checked.payment_request, checked.payment_hash, checked.sats)
+    store.start_sending(payment_hash, {tip.id: stored}, [tip.id])
+
+    worker = Worker(
+        services.db, store, services.blink, services.forwarder, WorkerSettings.from_config(services.config),
+        clock=lambda: utc_now() + timedelta(seconds=lease + 1),
+    )
+    worker.run_once()
+
+    done = fresh(lnurl_app, payment_hash)
+    assert str(done.status) == "completed"
+    assert done.legs[1].payment_hash == stored.payment_hash and done.legs[1].received_sats == 792
+    assert callbacks(lnurl_sim, wallet) == 1  # the crashed process's fetch, no other
+    assert [len(payments_of(lnurl_sim, leg.payment_hash)) for leg in done.legs] == [1, 1]
+    assert lnurl_sim.lnurl_wallet(wallet["name"])["balance"] == 792
+    assert_books_hold(done)
+
+
+def test_a_payment_whose_answer_never_came_is_found_by_hash_and_not_paid_again(
+    lnurl_app, lnurl_sim, pos_account
+):
+    wallet = lnurl_wallet(lnurl_sim)
+    payment_hash = paid_sale(lnurl_app, lnurl_sim, pos_account, [tip_to(wallet["lightningAddress"], 2000)])
+    # Blink pays, but its answer comes after our client has given up.
+    lnurl_sim.fault("lnInvoicePaymentSend", "timeout", count=1, delay_ms=3000)
+
+    with pytest.raises(ForwardingIncomplete):
+        forward(lnurl_app, payment_hash)
+    [leg] = fresh(lnurl_app, payment_hash).legs
+    assert leg.last_error.startswith("blink_timeout")
+
+    time.sleep(1.1)
+    forward(lnurl_app, payment_hash)
+
+    [done] = fresh(lnurl_app, payment_hash).legs
+    assert (done.status, done.received_sats, done.fee_sats) == (LegStatus.SUCCEEDED, 1980, 11)
+    assert [m["status"] for m in payments_of(lnurl_sim, leg.payment_hash)] == ["SUCCESS"]
+    assert callbacks(lnurl_sim, wallet) == 1
+
+
+def test_an_expired_unpaid_invoice_is_replaced_and_never_paid(lnurl_app, lnurl_sim, pos_account):
+    services = lnurl_app.extensions["blinkpos"]
+    wallet = lnurl_wallet(lnurl_sim)
+    payment_hash = paid_sale(lnurl_app, lnurl_sim, pos_account, [tip_to(wallet["lightningAddress"], 1000)])
+    split = services.store.mark_paid_and_claim(payment_hash, "test", "crashed-process", 0)
+    [leg] = split.legs
+    expired = make_invoice(990_000, expiry=60, date=int(time.time()) - 60 - EXPIRY_GRACE_SECONDS - 5)
+    stale_hash = _hash_of(expired)
+    services.store.start_sending(payment_hash, {leg.id: LegInvoice(expired, stale_hash, 990)}, [leg.id])
+    services.store.release(payment_hash, "crashed-process")
+
+    forward(lnurl_app, payment_hash)
+
+    [done] = fresh(lnurl_app, payment_hash).legs
+    assert done.status is LegStatus.SUCCEEDED and done.payment_hash != stale_hash
+    assert payments_of(lnurl_sim, stale_hash) == []
+    assert callbacks(lnurl_sim, wallet) == 1
+    assert lnurl_sim.lnurl_wallet(wallet["name"])["balance"] == 990
+
+
+def test_an_expired_invoice_with_a_payment_in_flight_is_kept(lnurl_app, lnurl_sim, pos_account):
+    services = lnurl_app.extensions["blinkpos"]
+    wallet = lnurl_wallet(lnurl_sim)
+    payment_hash = paid_sale(lnurl_app, lnurl_sim, pos_account, [tip_to(wallet["lightningAddress"], 1000)])
+    lnurl_sim.fault("lnInvoicePaymentSend", "pending_then_success", count=1)
+    with pytest.raises(ForwardingIncomplete):
+        forward(lnurl_app, payment_hash)
+    [leg] = fresh(lnurl_app, payment_hash).legs
+
+    # Seen from an hour later, when the invoice has long expired: in flight, so not replaceable.
+    later = LnurlLegs(
+        services.blink,
+        services.lnurl_payer,
+        services.forwarder._lnurl._fees,
+        services.recipients.parse,
+        pos_api_key=pos_account["apiKey"],
+        pos_wallet_id=pos_account["btcWalletId"],
+        clock=lambda: time.time() + 3600,
+    )
+    assert later.unpayable(leg) is False
+    lnurl_sim.settle(leg.payment_hash, "SUCCESS")
+    assert later.unpayable(leg) is False
+
+
+def test_an_lnurl_sale_forwards_in_as_many_commits_as_a_blink_one(
+    lnurl_app, lnurl_sim, pos_account, merchant, pg_url
+):
+    wallets = [lnurl_wallet(lnurl_sim), lnurl_wallet(lnurl_sim)]
+    payment_hash = paid_sale(
+        lnurl_app,
+        lnurl_sim,
+        pos_account,
+        [base_to(merchant, 1000)] + [tip_to(w["lightningAddress"], 300) for w in wallets],
+    )
+    before = next_xid(pg_url)
+    forward(lnurl_app, payment_hash)
+    # Paid and claimed; the invoices recorded and sending; the paid legs and completion.
+    assert next_xid(pg_url) - before == 3
+    split = fresh(lnurl_app, payment_hash)
+    assert str(split.status) == "completed"
+    paid = outgoing_from(lnurl_sim, pos_account["btcWalletId"])
+    assert [paid[leg.payment_hash] for leg in split.legs] == [1, 1, 1]
+
+
+def _hash_of(payment_request: str) -> str:
+    return bolt11.decode(payment_request).payment_hash
