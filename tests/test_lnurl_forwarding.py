@@ -125,11 +125,14 @@ HOSTILE = [
     ({"mode": "slow", "delayMs": 2500}, "recipient_unreachable"),
     ({"mode": "oversized"}, "recipient_unreachable"),
     ({"mode": "not_json"}, "recipient_unreachable"),
+    ({"mode": "redirect"}, "recipient_unreachable"),
     ({"mode": "redirect", "step": "callback"}, "recipient_unreachable"),
 ]
 
 
-@pytest.mark.parametrize(("settings", "code"), HOSTILE, ids=[s["mode"] + "-" + c for s, c in HOSTILE])
+@pytest.mark.parametrize(
+    ("settings", "code"), HOSTILE, ids=[f"{s['mode']}-{s.get('step', 'both')}" for s, _ in HOSTILE]
+)
 def test_a_hostile_server_leaves_its_leg_unpaid_with_a_reason_and_the_others_paid(
     lnurl_app, lnurl_sim, pos_account, merchant, settings, code
 ):
@@ -151,6 +154,32 @@ def test_a_hostile_server_leaves_its_leg_unpaid_with_a_reason_and_the_others_pai
     assert pos_before - lnurl_sim.balance(pos_account["btcWalletId"]) == 900
     assert lnurl_sim.lnurl_wallet(hostile["name"])["balance"] == 0
     assert str(split.status) == "forwarding" and split.claimed_by is None
+    assert lnurl_failures(lnurl_app) == 1
+
+
+def lnurl_failures(app) -> float:
+    registry = app.extensions["blinkpos"].metrics.registry
+    return sum(
+        sample.value
+        for family in registry.collect()
+        if family.name == "blinkpos_lnurl_legs"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels["outcome"] == "failed"
+    )
+
+
+@pytest.mark.parametrize("mode", ["description_hash_mismatch", "plain_description"])
+def test_an_invoice_whose_description_does_not_hash_to_the_metadata_is_still_paid(
+    lnurl_app, lnurl_sim, pos_account, mode
+):
+    wallet = lnurl_wallet(lnurl_sim, mode=mode)
+    payment_hash = paid_sale(lnurl_app, lnurl_sim, pos_account, [tip_to(wallet["lightningAddress"], 400)])
+
+    forward(lnurl_app, payment_hash)
+
+    [leg] = fresh(lnurl_app, payment_hash).legs
+    assert (leg.status, leg.received_sats, leg.fee_sats) == (LegStatus.SUCCEEDED, 396, 3)
+    assert lnurl_sim.lnurl_wallet(wallet["name"])["balance"] == 396
 
 
 def test_twenty_concurrent_forwards_fetch_one_invoice_per_leg_and_pay_it_once(
