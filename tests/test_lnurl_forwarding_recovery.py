@@ -5,6 +5,7 @@ provably can no longer be paid."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -28,7 +29,7 @@ from tests.lnurl_sales import (
     payments_of,
     tip_to,
 )
-from tests.lnurl_support import make_invoice
+from tests.lnurl_support import make_invoice, running_server
 from tests.test_commits_per_sale import next_xid
 
 
@@ -153,3 +154,70 @@ def test_an_lnurl_sale_forwards_in_as_many_commits_as_a_blink_one(
 
 def _hash_of(payment_request: str) -> str:
     return bolt11.decode(payment_request).payment_hash
+
+
+def test_an_address_whose_server_hands_out_a_blink_invoice_is_paid_inside_blink_without_fee(
+    make_sale_app, lnurl_sim, pos_account, tipee
+):
+    blink_user = tipee()
+
+    def blink_invoice(msat: int) -> str:
+        created = lnurl_sim.create_invoice(blink_user["apiKey"], blink_user["btcWalletId"], msat // 1000)
+        return created["invoice"]["paymentRequest"]
+
+    with running_server() as server:
+        address = server.pay_wallet("custodial", invoice=blink_invoice)
+        app = make_sale_app(lnurl_insecure_hosts=(lnurl_sim.url.removeprefix("http://"), server.host_port))
+        payment_hash = paid_sale(app, lnurl_sim, pos_account, [tip_to(address, 1000)])
+
+        forward(app, payment_hash)
+
+    [leg] = fresh(app, payment_hash).legs
+    assert (leg.status, leg.received_sats, leg.fee_sats) == (LegStatus.SUCCEEDED, 990, 0)
+    assert lnurl_sim.balance(blink_user["btcWalletId"]) == 990
+    assert [m["toWalletId"] for m in payments_of(lnurl_sim, leg.payment_hash)] == [blink_user["btcWalletId"]]
+
+
+def test_an_invoice_someone_else_already_paid_is_not_counted_as_our_payment(
+    make_sale_app, lnurl_sim, pos_account
+):
+    spent = make_invoice(990_000)
+    stranger = lnurl_sim.create_account(balance=5_000)
+    assert lnurl_sim.pay_invoice(stranger["apiKey"], stranger["btcWalletId"], spent)["status"] == "SUCCESS"
+
+    with running_server() as server:
+        address = server.pay_wallet("replayer", invoice=lambda _msat: spent)
+        app = make_sale_app(lnurl_insecure_hosts=(lnurl_sim.url.removeprefix("http://"), server.host_port))
+        payment_hash = paid_sale(app, lnurl_sim, pos_account, [tip_to(address, 1000)])
+        pos_before = lnurl_sim.balance(pos_account["btcWalletId"])
+        with pytest.raises(ForwardingIncomplete):
+            forward(app, payment_hash)
+
+    [leg] = fresh(app, payment_hash).legs
+    assert leg.status is LegStatus.FAILED and leg.last_error.startswith("invoice_paid_elsewhere:")
+    assert lnurl_sim.balance(pos_account["btcWalletId"]) == pos_before
+    assert [m["fromWalletId"] for m in payments_of(lnurl_sim, leg.payment_hash)] == [stranger["btcWalletId"]]
+
+
+def test_a_fee_raised_between_probe_and_payment_closes_the_leg_within_its_sats(
+    lnurl_app, lnurl_sim, pos_account, caplog
+):
+    wallet = lnurl_wallet(lnurl_sim)
+    payment_hash = paid_sale(lnurl_app, lnurl_sim, pos_account, [tip_to(wallet["lightningAddress"], 1000)])
+    # Sats beyond this sale's, so the dearer payment goes through.
+    spare = lnurl_sim.create_invoice(pos_account["apiKey"], pos_account["btcWalletId"], 100)["invoice"]
+    lnurl_sim.pay(spare["paymentHash"])
+    lnurl_sim.fault("lnInvoicePaymentSend", "delay", count=1, delay_ms=1000)
+    raise_fee = threading.Timer(0.4, lnurl_sim.set_fees, (20, 0))
+    raise_fee.start()
+
+    forward(lnurl_app, payment_hash)
+    raise_fee.join()
+
+    # Blink charged 20 where it probed 6: the leg is closed (not stuck) and logged for an operator,
+    # and its record never shows more leaving than the leg.
+    [leg] = fresh(lnurl_app, payment_hash).legs
+    [move] = payments_of(lnurl_sim, leg.payment_hash)
+    assert move["feeSats"] == 20
+    assert (leg.status, leg.received_sats, leg.fee_sats) == (LegStatus.SUCCEEDED, 990, 10)
+    assert "lnurl_fee_above_reserve_paid" in caplog.messages

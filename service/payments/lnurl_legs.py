@@ -22,6 +22,7 @@ from collections.abc import Callable
 from service.blink import (
     BlinkClient,
     BlinkError,
+    BlinkRejected,
     BlinkUnavailable,
     PaymentStatus,
     TxDirection,
@@ -137,10 +138,18 @@ class LnurlLegs:
         if status is PaymentStatus.PENDING:
             raise LegPending("payment pending at Blink", operation="pay")
         fee = self._paid_fee(leg)
-        if fee is None:
-            # Blink said paid but lists no successful payment yet: learn it by hash next time.
-            raise LegPending(f"Blink answered {status} and lists no settled payment yet", operation="pay")
-        return fee
+        if fee is not None:
+            return fee
+        if status is PaymentStatus.ALREADY_PAID:
+            # Paid, but not from the POS wallet (a server handing out a spent invoice): nothing of
+            # ours moved. The invoice is kept; it is replaced once expired with no payment of ours.
+            raise BlinkRejected(
+                "invoice_paid_elsewhere",
+                "Blink says the recipient's invoice is already paid, and not by the POS wallet",
+                operation="pay",
+            )
+        # Blink said SUCCESS but lists no settled payment yet: learn it by hash next time.
+        raise LegPending("Blink answered SUCCESS and lists no settled payment yet", operation="pay")
 
     def _paid_fee(self, leg: Leg) -> int | None:
         """The fee of the invoice's successful payment; None when never sent or failed (payable
