@@ -11,6 +11,7 @@ import pytest
 
 from service.domain.errors import ForwardingIncomplete
 from service.domain.model import LegStatus, Payout
+from service.operator import reset_for_retry
 from service.payments.forwarding import leg_memo
 from service.worker import Worker
 from tests.lnurl_sales import (
@@ -183,17 +184,20 @@ def test_an_invoice_whose_description_does_not_hash_to_the_metadata_is_still_pai
 
 
 def test_twenty_concurrent_forwards_fetch_one_invoice_per_leg_and_pay_it_once(
-    lnurl_app, lnurl_sim, pos_account
+    lnurl_app, make_sale_app, lnurl_sim, pos_account
 ):
+    # Two instances of the service, ten callers each.
+    hosts = lnurl_app.extensions["blinkpos"].config.lnurl_insecure_hosts
+    instances = [lnurl_app, make_sale_app(lnurl_insecure_hosts=hosts)]
     wallets = [lnurl_wallet(lnurl_sim), lnurl_wallet(lnurl_sim, mode="slow", delayMs=300)]
     payment_hash = paid_sale(
         lnurl_app, lnurl_sim, pos_account, [base_to(wallets[0]["lightningAddress"], 2000)]
         + [tip_to(wallets[1]["lightningAddress"], 500)],
     )
 
-    def attempt(_):
+    def attempt(index):
         try:
-            return forward(lnurl_app, payment_hash).split.status
+            return forward(instances[index % 2], payment_hash).split.status
         except Exception as exc:  # noqa: BLE001 - the refusals are the point
             return type(exc).__name__
 
@@ -231,6 +235,34 @@ def test_a_server_down_at_forward_time_is_paid_once_by_the_worker_when_it_is_bac
     assert callbacks(lnurl_sim, down) == 1
     assert [len(payments_of(lnurl_sim, leg.payment_hash)) for leg in split.legs] == [1, 1]
     assert_books_hold(split)
+
+
+def test_a_leg_out_of_attempts_fails_the_sale_and_an_operator_retry_pays_it_once(
+    make_sale_app, lnurl_sim, pos_account, merchant
+):
+    app = make_sale_app(
+        lnurl_insecure_hosts=(lnurl_sim.url.removeprefix("http://"),), leg_max_attempts=2
+    )
+    services = app.extensions["blinkpos"]
+    down = lnurl_wallet(lnurl_sim, mode="error", httpStatus=502)
+    legs = [base_to(merchant, 300), tip_to(down["lightningAddress"], 700)]
+    payment_hash = paid_sale(app, lnurl_sim, pos_account, legs)
+    with pytest.raises(ForwardingIncomplete):
+        forward(app, payment_hash)
+    time.sleep(1.1)
+    with pytest.raises(ForwardingIncomplete):
+        forward(app, payment_hash)
+    failed = fresh(app, payment_hash)
+    assert str(failed.status) == "failed" and failed.legs[1].attempts == 2
+
+    lnurl_sim.update_lnurl_wallet(down["name"], mode="normal")
+    assert reset_for_retry(services.store, payment_hash, services.config.forward_lease_seconds) == 1
+    Worker.from_services(services).run_once()
+
+    done = fresh(app, payment_hash)
+    assert str(done.status) == "completed"
+    assert callbacks(lnurl_sim, down) == 1 and lnurl_sim.lnurl_wallet(down["name"])["balance"] == 693
+    assert [len(payments_of(lnurl_sim, leg.payment_hash)) for leg in done.legs] == [1, 1]
 
 
 @pytest.mark.parametrize("settles", ["SUCCESS", "FAILURE"])
