@@ -31,7 +31,8 @@ from service.blink import (
     send_outcome,
 )
 from service.domain.model import Leg, LegInvoice
-from service.lnurl import FeePolicy, LnurlError, LnurlPayer, Recipient
+from service.lnurl import FeePolicy, InvoiceRejected, LnurlError, LnurlPayer, Recipient
+from service.lnurl.errors import INVOICE_INVALID
 from service.lnurl.invoices import invoice_expires_at
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,13 @@ class LnurlLegs:
         except LnurlError as exc:
             self._observe("failed", exc.reason, 0)
             raise
+        except Exception as exc:  # noqa: BLE001 - nothing is stored or paid yet
+            # Whatever a hostile answer makes a parser raise fails this leg only, never the
+            # other legs of the sale.
+            extra = {"leg_id": leg.id, "error_type": type(exc).__name__}
+            log.warning("lnurl_invoice_unexpected_error", extra=extra)
+            self._observe("failed", "unexpected", 0)
+            raise InvoiceRejected(INVOICE_INVALID, "the recipient's answer could not be read") from None
         return LegInvoice(checked.payment_request, checked.payment_hash, checked.sats)
 
     def unpayable(self, leg: Leg) -> bool:
