@@ -255,6 +255,12 @@ class Forwarder:
         # One transaction commits the new invoices and marks the legs sending before any is
         # paid; a leg another holder invoiced first comes back with that (stored) invoice.
         sending = self._store.start_sending(split.payment_hash, invoices, ready) if ready else []
+        # A leg that came back with another holder's invoice, not ours, may have been sent too.
+        maybe_sent |= {
+            leg.id
+            for leg in sending
+            if leg.id in invoices and invoices[leg.id].payment_hash != leg.payment_hash
+        }
         sent = run_each(lambda leg: self._send_leg(split, leg, leg.id in maybe_sent), sending, width)
         paid: dict[int, int | None] = {}
         for leg, (error, fee) in zip(sending, sent, strict=True):
