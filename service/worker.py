@@ -327,24 +327,6 @@ class Worker:
             log.info("metrics_pruned", extra={"rows": pruned})
 
 
-class WorkerThread:
-    """The worker in a background thread (dev stack, tests); stop() finishes the split in hand."""
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=worker.run, args=(self._stop,), name="blinkpos-worker", daemon=True
-        )
-
-    def start(self) -> WorkerThread:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-
 def heartbeat_age_seconds(db: Database) -> float | None:
     """Seconds since the freshest worker heartbeat (None: no worker ever ran); for /api/health."""
     return WorkerRows(db).heartbeat_age_seconds()

@@ -14,8 +14,9 @@ from werkzeug.serving import make_server
 from blinksim.control import SimControl
 from service import create_app
 from service.logging import JsonFormatter
-from service.worker import Worker, WorkerThread
+from service.worker import Worker
 from tests.fixtures.payments import sale_body
+from tests.fixtures.worker_thread import WorkerThread
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"log-test-webhook-secret-32-bytes").decode()
 

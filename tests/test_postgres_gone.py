@@ -21,8 +21,8 @@ from service import create_app
 from service.devservers import EmbeddedPostgres
 from service.store import keys
 from service.store.errors import StoreUnavailable
-from service.worker import WorkerThread
 from tests.fixtures.clocks import MovableClock, create_sale, transfers_by_hash, worker_with_clock
+from tests.fixtures.worker_thread import WorkerThread
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"postgres-gone-test-secret-32byte").decode()
 PAYOUT_HELD_MS = 4000  # each payout answers this late: the window Postgres dies in

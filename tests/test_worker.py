@@ -22,9 +22,10 @@ from blinksim.control import SimControl
 from service import build_services, create_app
 from service.config import Config
 from service.store.sql import load_queries
-from service.worker import Worker, WorkerThread, heartbeat_age_seconds
+from service.worker import Worker, heartbeat_age_seconds
 from tests.fixtures.payments import sale_body
 from tests.fixtures.servers import REPO_ROOT
+from tests.fixtures.worker_thread import WorkerThread
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"worker-test-webhook-secret-32byt").decode()
 FAST = {"poll_seconds": 0.1}
