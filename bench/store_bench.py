@@ -122,11 +122,12 @@ def _one_iteration(store: SplitStore, samples: dict[str, list[float]]) -> None:
         raise RuntimeError("the store lost a split it had just saved")
     store.mark_paid(payment_hash, source="bench")
     store.claim(payment_hash, OWNER, lease_seconds=300)
+    invoices = {}
     for leg in split.legs:
         leg_hash = hashlib.sha256(f"{payment_hash}:{leg.id}".encode()).hexdigest()
-        store.record_leg_invoice(leg.id, f"lnbc{leg.sats}n1{leg_hash}", leg_hash)
-        store.mark_leg_sending(leg.id)
-        store.mark_leg_succeeded(leg.id)
+        invoices[leg.id] = (f"lnbc{leg.sats}n1{leg_hash}", leg_hash)
+    store.start_sending(payment_hash, invoices, list(invoices))
+    store.mark_legs_succeeded(list(invoices))
     done = _timed(samples["complete"], lambda: store.complete(payment_hash, OWNER))
     if done.status != "completed":
         raise RuntimeError(f"completion left the split {done.status}")

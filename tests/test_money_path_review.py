@@ -36,7 +36,8 @@ def test_a_leg_whose_invoice_cannot_be_created_uses_up_its_attempts_and_fails_th
     base_invoice = app.extensions["blinkpos"].blink.create_invoice_for_recipient(
         merchant["btcWalletId"], base_leg.sats, "base"
     )
-    store.record_leg_invoice(base_leg.id, base_invoice.payment_request, base_invoice.payment_hash)
+    invoice = (base_invoice.payment_request, base_invoice.payment_hash)
+    store.start_sending(payment_hash, {base_leg.id: invoice}, [])  # recorded, not yet sending
     sim.fault("lnInvoiceCreateOnBehalfOfRecipient", "error")  # every attempt, until cleared
     clock = MovableClock()
     forwarder = forwarder_with_clock(app, clock)

@@ -131,9 +131,8 @@ def make_sale(
         return sale
     for leg in claimed.legs:
         leg_hash = hashlib.sha256(f"{payment_hash}{leg.id}".encode()).hexdigest()
-        store.record_leg_invoice(leg.id, f"lnbcleg{leg.id}", leg_hash)
-        store.mark_leg_sending(leg.id)
-        store.mark_leg_succeeded(leg.id)
+        store.start_sending(payment_hash, {leg.id: (f"lnbcleg{leg.id}", leg_hash)}, [leg.id])
+        store.mark_legs_succeeded([leg.id])
     store.clock.now = at + timedelta(seconds=40)
     store.complete(payment_hash, OWNER)
     sale.processed_at = store.clock.now

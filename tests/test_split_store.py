@@ -18,6 +18,7 @@ import redis
 
 from service.domain.errors import SplitNotCompletable, SplitNotFound
 from service.domain.model import (
+    Leg,
     LegKind,
     LegStatus,
     NewSplit,
@@ -119,10 +120,9 @@ def store(database: Database, redis_client: redis.Redis, clock: FakeClock) -> Sp
 
 
 def pay_all_legs(store: SplitStore, split: Split) -> None:
-    for leg in split.legs:
-        store.record_leg_invoice(leg.id, f"lnbc{leg.sats}n1leg{leg.id}", payment_hash(f"leg-{leg.id}"))
-        store.mark_leg_sending(leg.id)
-        store.mark_leg_succeeded(leg.id)
+    invoices = {leg.id: (f"lnbc{leg.sats}n1leg{leg.id}", payment_hash(f"leg-{leg.id}")) for leg in split.legs}
+    store.start_sending(split.payment_hash, invoices, list(invoices))
+    store.mark_legs_succeeded(list(invoices))
 
 
 # --- save and the read path ---------------------------------------------------------------
@@ -361,17 +361,23 @@ def test_release_drops_the_lease_and_keeps_forwarding(store: SplitStore) -> None
 def test_leg_invoice_is_recorded_once_and_sending_counts_attempts(store: SplitStore) -> None:
     split = store.save(new_split())
     leg = split.legs[0]
-    assert store.mark_leg_sending(leg.id) is None  # no invoice yet: nothing may be sent
-    invoiced = store.record_leg_invoice(leg.id, "lnbc900n1first", payment_hash("inv-1"), "wallet-x")
-    assert invoiced.status is LegStatus.INVOICED and invoiced.payment_request == "lnbc900n1first"
-    assert store.record_leg_invoice(leg.id, "lnbc900n1second", payment_hash("inv-2")) is None
 
-    assert store.mark_leg_sending(leg.id).attempts == 1
+    def stored_leg() -> Leg:
+        return store.get_fresh(split.payment_hash).legs[0]
+
+    assert store.start_sending(split.payment_hash, {}, [leg.id]) == []  # no invoice yet: nothing may be sent
+    store.start_sending(split.payment_hash, {leg.id: ("lnbc900n1first", payment_hash("inv-1"))}, [])
+    invoiced = stored_leg()
+    assert invoiced.status is LegStatus.INVOICED and invoiced.payment_request == "lnbc900n1first"
+    store.start_sending(split.payment_hash, {leg.id: ("lnbc900n1second", payment_hash("inv-2"))}, [])
+    assert stored_leg().payment_request == "lnbc900n1first"
+
+    assert store.start_sending(split.payment_hash, {}, [leg.id])[0].attempts == 1
     failed = store.mark_leg_failed(leg.id, "timeout", START + timedelta(seconds=30))
     assert failed.status is LegStatus.FAILED and failed.next_attempt_at == START + timedelta(seconds=30)
-    retried = store.mark_leg_sending(leg.id)
+    (retried,) = store.start_sending(split.payment_hash, {}, [leg.id])
     assert retried.attempts == 2 and retried.payment_request == "lnbc900n1first"
-    assert store.mark_leg_succeeded(leg.id).status is LegStatus.SUCCEEDED
+    assert store.mark_legs_succeeded([leg.id])[0].status is LegStatus.SUCCEEDED
     assert store.mark_leg_failed(leg.id, "late error", None) is None
     assert store.get_fresh(split.payment_hash).legs[0].status is LegStatus.SUCCEEDED
 
@@ -386,7 +392,7 @@ def test_tip_stats_count_every_settled_tip_exactly_once(store: SplitStore, clock
     third = store.save(new_split("s3", tips=(("alice", 125),)))
     pay_all_legs(store, third)
     for leg in third.legs:  # a repeated success (e.g. ALREADY_PAID) must not count again
-        assert store.mark_leg_succeeded(leg.id) is None
+        assert store.mark_legs_succeeded([leg.id]) == []
 
     alice = store.recipient_stats("alice")
     assert alice["tip_count"] == 3

@@ -1,7 +1,7 @@
 """Public totals of one tip recipient, read through the stats:recipient:{username} cache.
 
 Cache-aside: Redis first, then Postgres (tip_recipients_stats, via SplitStore.recipient_stats)
-and the answer is cached for RECIPIENT_STATS_TTL_SECONDS. SplitStore.mark_leg_succeeded drops
+and the answer is cached for RECIPIENT_STATS_TTL_SECONDS. SplitStore.mark_legs_succeeded drops
 the key when a tip to that recipient is paid, so the next read sees the new tip; if Redis is
 down at that moment, the TTL bounds how long the old totals can be served. Redis errors never
 fail a read. Unknown recipients are not cached (the answer is a cheap primary-key miss).

@@ -295,44 +295,14 @@ class SplitStore:
 
     # --- leg state changes --------------------------------------------------------------
 
-    def record_leg_invoice(
-        self,
-        leg_id: int,
-        payment_request: str,
-        payment_hash: str,
-        recipient_wallet_id: str | None = None,
-    ) -> Leg | None:
-        """planned -> invoiced, storing the forwarding invoice before it is paid.
-
-        None when the leg already has an invoice (re-read the split and pay that one).
-        """
-        return self._leg_change(
-            self.q.record_leg_invoice,
-            leg_id=leg_id,
-            payment_request=payment_request,
-            payment_hash=payment_hash,
-            recipient_wallet_id=recipient_wallet_id,
-        )
-
-    def mark_leg_sending(self, leg_id: int) -> Leg | None:
-        """invoiced/failed/sending -> sending, attempts + 1; None when the leg has no invoice or is done."""
-        return self._leg_change(self.q.mark_leg_sending, leg_id=leg_id)
-
-    def mark_leg_succeeded(self, leg_id: int) -> Leg | None:
-        """-> succeeded with 'leg_paid' and, for a tip leg, tip_recipients_stats, in one tx.
-
-        None when the leg was already succeeded (stats are never counted twice).
-        """
-        legs = self.mark_legs_succeeded([leg_id])
-        return legs[0] if legs else None
-
     def start_sending(
         self, payment_hash: str, invoices: Mapping[int, LegInvoice], leg_ids: Sequence[int]
     ) -> list[Leg]:
-        """Records new leg invoices ({leg_id: LegInvoice or (payment_request, payment_hash)}, as
-        record_leg_invoice, with received_sats) and marks leg_ids sending (as mark_leg_sending),
-        in one transaction: every invoice is committed before it is paid. Returns the legs now
-        sending, each with its stored invoice (a leg invoiced first by another holder keeps that one)."""
+        """Records new leg invoices ({leg_id: LegInvoice or (payment_request, payment_hash)}:
+        planned or failed -> invoiced with received_sats, only for a leg without one) and marks
+        leg_ids sending (invoiced, failed or sending after a crash -> sending, attempts + 1), in one
+        transaction: every invoice is committed before it is paid. Returns the legs now sending,
+        each with its stored invoice (a leg invoiced first by another holder keeps that one)."""
         now = self.clock()
         recorded = [
             {"leg_id": leg_id, **LegInvoice(*invoice)._asdict(), "recipient_wallet_id": None}
@@ -347,7 +317,8 @@ class SplitStore:
         return [leg_from_mapping(row) for row in rows]
 
     def mark_legs_succeeded(self, leg_ids: Sequence[int], fees: Mapping[int, int] | None = None) -> list[Leg]:
-        """mark_leg_succeeded for several legs in one statement; returns the legs that changed.
+        """-> succeeded with 'leg_paid' and, for tip legs, tip_recipients_stats, in one statement;
+        returns the legs that changed (an already succeeded leg is not, and never counted twice).
 
         fees: {leg_id: routing fee paid} for legs paid outside Blink (a Blink leg's fee is 0)."""
         with self.db.connection() as conn:
@@ -368,7 +339,7 @@ class SplitStore:
         """-> failed with the error and the next retry time; None for a succeeded leg.
 
         A failure before sending (no invoice could be made) counts as an attempt here; a failed
-        payment was already counted by mark_leg_sending.
+        payment was already counted by start_sending.
         """
         return self._leg_change(
             self.q.mark_leg_failed, leg_id=leg_id, error=_error_text(error), next_attempt_at=next_attempt_at

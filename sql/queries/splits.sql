@@ -130,43 +130,9 @@ FROM failed f
 -- See cleanup_expired_payments in 001_initial.sql: never touches a paid split.
 SELECT cleanup_expired_payments(%(now)s)
 
--- name: record_leg_invoice
--- planned (or failed before any invoice existed) -> invoiced, storing the forwarding invoice
--- BEFORE it is paid. A leg that already has an invoice is left alone (no row returned).
-WITH leg AS (
-    UPDATE payment_legs
-    SET status = 'invoiced', payment_request = %(payment_request)s, payment_hash = %(payment_hash)s,
-        recipient_wallet_id = coalesce(%(recipient_wallet_id)s::text, recipient_wallet_id),
-        updated_at = %(now)s
-    WHERE id = %(leg_id)s AND payment_request IS NULL AND status IN ('planned', 'failed')
-    RETURNING *
-), logged AS (
-    INSERT INTO payment_events (split_id, leg_id, event_type, data)
-    SELECT split_id, id, 'leg_invoiced',
-           jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats, 'payment_hash', payment_hash)
-    FROM leg
-)
-SELECT leg.*, s.payment_hash AS split_payment_hash
-FROM leg JOIN payment_splits s ON s.id = leg.split_id
-
--- name: mark_leg_sending
--- invoiced/failed (or sending, after a crash: the same invoice is paid again, Blink answers
--- ALREADY_PAID if it went through) -> sending; counts the attempt.
-WITH leg AS (
-    UPDATE payment_legs
-    SET status = 'sending', attempts = attempts + 1, next_attempt_at = NULL, updated_at = %(now)s
-    WHERE id = %(leg_id)s AND status IN ('invoiced', 'failed', 'sending') AND payment_request IS NOT NULL
-    RETURNING *
-), logged AS (
-    INSERT INTO payment_events (split_id, leg_id, event_type, data)
-    SELECT split_id, id, 'leg_sending', jsonb_build_object('attempt', attempts) FROM leg
-)
-SELECT leg.*, s.payment_hash AS split_payment_hash
-FROM leg JOIN payment_splits s ON s.id = leg.split_id
-
 -- name: mark_leg_failed
 -- -> failed with the error and when to retry; a succeeded leg is never failed.
--- A payment attempt was counted by mark_leg_sending; a failure before sending (the leg's
+-- A payment attempt was counted by start_legs_sending; a failure before sending (the leg's
 -- invoice could not be created) counts here, so such a leg also backs off and runs out.
 WITH leg AS (
     UPDATE payment_legs
@@ -249,7 +215,8 @@ SELECT c.*,
 FROM claimed c
 
 -- name: record_leg_invoices
--- record_leg_invoice for several legs in one statement (invoices: a JSONB array of
+-- planned (or failed before any invoice existed) -> invoiced for several legs in one statement,
+-- storing each forwarding invoice BEFORE it is paid (invoices: a JSONB array of
 -- {leg_id, payment_request, payment_hash, recipient_wallet_id, received_sats}). A leg that
 -- already has an invoice keeps it, and its received_sats with it (an LNURL leg's invoice is for
 -- the leg minus its fee reserve; a Blink leg's stays NULL until it succeeds with the whole leg).
@@ -272,8 +239,9 @@ SELECT split_id, id, 'leg_invoiced',
 FROM leg
 
 -- name: start_legs_sending
--- mark_leg_sending for several legs (leg_ids) in one statement; returns the legs now sending,
--- each with its stored invoice (the one to pay, whoever recorded it).
+-- invoiced/failed (or sending, after a crash: the same invoice is paid again, Blink answers
+-- ALREADY_PAID if it went through) -> sending for the legs leg_ids, counting the attempt;
+-- returns the legs now sending, each with its stored invoice (the one to pay, whoever recorded it).
 WITH leg AS (
     UPDATE payment_legs
     SET status = 'sending', attempts = attempts + 1, next_attempt_at = NULL, updated_at = %(now)s
