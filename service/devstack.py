@@ -36,6 +36,7 @@ from service.devservers import (
     port_if_free,
     write_private,
 )
+from service.store.fingerprints import generate_key
 
 STARTUP_TIMEOUT_SECONDS = 60.0
 MEMORY_FILE = "stack.json"  # what the next run must find again: ports, accounts, webhook secret
@@ -176,7 +177,7 @@ class Stack:
             "BLINK_API_URL": self.simulator.graphql_url,
             "BLINKPOS_API_KEY": self.accounts.pos["apiKey"],
             "BLINKPOS_BTC_WALLET_ID": self.accounts.pos["btcWalletId"],
-            "API_KEY_ENCRYPTION_KEY": kept_encryption_key(self.dir) if keep else new_encryption_key(),
+            "API_KEY_ENCRYPTION_KEY": kept_encryption_key(self.dir) if keep else generate_key(),
             "BLINK_WEBHOOK_SECRET": secret,
             "LNURL_INSECURE_HOSTS": f"{LOCALHOST}:{self.simulator.port}",  # the simulator's wallets
             **self.options.service_env,
@@ -287,15 +288,11 @@ class Stack:
         write_private(self.dir / MEMORY_FILE, json.dumps(memory, indent=2) + "\n")
 
 
-def new_encryption_key() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-
-
 def kept_encryption_key(directory: Path) -> str:
     """The fingerprint secret kept in the directory, so stored sales keep their merchants."""
     key_file = directory / KEY_FILE
     if not key_file.exists():
-        write_private(key_file, new_encryption_key() + "\n")
+        write_private(key_file, generate_key() + "\n")
     return key_file.read_text().strip()
 
 
