@@ -129,6 +129,7 @@ def attach_payment_services(services: AppServices) -> None:
     from service.payments.forwarding import Forwarder, ForwardSettings
     from service.payments.invoices import InvoiceService, InvoiceSettings
     from service.payments.lnurl_legs import LnurlLegs
+    from service.payments.recipients import PayoutPlanner
     from service.store.locks import PaymentLocks
     from service.store.lookups import LookupCache
     from service.store.ratelimit import RateLimiter
@@ -150,10 +151,19 @@ def attach_payment_services(services: AppServices) -> None:
         answer = shared.get("invoice-status", payment_hash, lambda: blink.invoice_status(payment_hash).value)
         return InvoiceStatus(answer)
 
+    attach_recipient_resolver(services)
+    lookups = LookupCache(services.redis)
+    services.payouts = PayoutPlanner(
+        services.recipients,
+        blink.default_btc_wallet,
+        pos_wallet_id=config.blinkpos_btc_wallet_id,
+        remember_wallet=lookups.remember_recipient_wallet,
+    )
     services.invoices = InvoiceService(
         services.store,
         blink,
-        LookupCache(services.redis),
+        lookups,
+        services.payouts,
         services.fingerprints.fingerprint,
         InvoiceSettings(
             pos_api_key=config.blinkpos_api_key,
@@ -162,7 +172,6 @@ def attach_payment_services(services: AppServices) -> None:
             environment=config.environment,
         ),
     )
-    attach_recipient_resolver(services)
     services.forwarder = Forwarder(
         services.store,
         blink,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # imported for annotations only: nothing is imported or opene
     from service.metrics import Metrics
     from service.payments.forwarding import Forwarder
     from service.payments.invoices import InvoiceService
+    from service.payments.recipients import PayoutPlanner
     from service.store.cache import SplitCache
     from service.store.fingerprints import Fingerprints
     from service.store.postgres import Database
@@ -56,6 +57,8 @@ class AppServices:
     # LNURL-pay (service/lnurl), attached by service.attach_recipient_resolver.
     lnurl_payer: LnurlPayer | None = None
     recipients: RecipientResolver | None = None
+    # Recipients to legs (create-invoice) and saved recipients' checks (split profiles).
+    payouts: PayoutPlanner | None = None
     # What Blink last answered for the POS key (/api/health); checked in the background.
     pos_key_check: PosKeyCheck | None = None
     started_monotonic: float = field(default_factory=time.monotonic)

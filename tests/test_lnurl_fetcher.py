@@ -5,6 +5,7 @@ is itself one of the rules under test."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from collections.abc import Iterator
 
@@ -122,6 +123,24 @@ def test_a_name_that_does_not_resolve_is_unreachable():
         timeout_seconds=1.0, resolve=lambda host, port: system_resolve("nowhere.invalid", port)
     )
     assert unreachable_reason(fetcher, "https://nowhere.invalid/x") == "dns"
+
+
+def test_a_hanging_name_lookup_is_given_up_at_the_deadline():
+    released = threading.Event()
+
+    def hanging(host: str, port: int) -> list[str]:
+        released.wait(10)
+        return ["93.184.216.34"]
+
+    fetcher = SafeFetcher(timeout_seconds=0.5, resolve=hanging)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RecipientUnreachable) as excinfo:
+            fetcher.get_json("https://slow-dns.example/.well-known/lnurlp/x")
+        assert time.monotonic() - started < 1.5
+        assert excinfo.value.reason == "timeout"
+    finally:
+        released.set()
 
 
 def test_redirect_to_another_host_is_refused(server):

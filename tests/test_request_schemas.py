@@ -286,7 +286,6 @@ def test_rule_answers_with_its_code(overrides, code):
         "bc1alice",
         "lnbc1alice",
         "BC1ALICE",  # the prefix rule is case-insensitive too
-        "alice@getalby.com",
         "",
         42,
     ],
@@ -295,6 +294,26 @@ def test_bad_username_is_invalid_username(username):
     assert (
         code_of(sale(tipAmount=100, tipRecipients=[{"username": username, "share": 1}])) == "invalid_username"
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        (" Alice@GetAlby.com ", "Alice@GetAlby.com"),
+        ("npub1" + "q" * 58 + "@npub.cash", "npub1" + "q" * 58 + "@npub.cash"),
+        ("LNURL1DP68GURN8GHJ7", "LNURL1DP68GURN8GHJ7"),
+        ("bob@blink.sv", "bob@blink.sv"),
+        ("Carol", "carol"),
+    ],
+)
+def test_addresses_and_lnurls_are_kept_for_the_payment_layer_to_parse(sent, kept):
+    request = parse(sale(tipAmount=100, tipRecipients=[{"username": sent, "share": 1}]))
+    assert [recipient.username for recipient in request.tip_recipients] == [kept]
+
+
+def test_a_recipient_longer_than_2000_characters_is_refused():
+    long_address = "a" * 2000 + "@example.com"
+    assert code_of(sale(tipAmount=100, tipRecipient=long_address)) == "invalid_tip_recipients"
 
 
 def test_bad_single_tip_recipient_is_invalid_username():

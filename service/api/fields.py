@@ -143,6 +143,36 @@ class UsernameField(fields.String):
         return username
 
 
+# What marks a recipient as a Lightning Address or an LNURL rather than a Blink username: those
+# are parsed, with the configured Blink domains, by the payment layer (service/payments/recipients.py).
+_PAYOUT_ADDRESS_PREFIXES = ("lnurl1", "lnurlp://", "lightning:", "lnurl:")
+MAX_RECIPIENT_CHARS = 2000
+RECIPIENT_TOO_LONG = message(
+    ErrorCode.INVALID_TIP_RECIPIENTS, f"a recipient must be at most {MAX_RECIPIENT_CHARS} characters"
+)
+
+
+class RecipientField(UsernameField):
+    """A recipient (DESIGN §4): a Blink username, normalised as UsernameField does, or a Lightning
+    Address (``name@domain``) or LNURL (``lnurl1...``, ``lnurlp://...``), kept as sent (stripped):
+    whether an address is on a Blink domain, and its one spelling, is the payment layer's call."""
+
+    default_error_messages = {"too_long": RECIPIENT_TOO_LONG}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str | None:
+        text = fields.String._deserialize(self, value, attr, data, **kwargs)
+        stripped = text.strip()
+        if "@" in stripped or stripped.lower().startswith(_PAYOUT_ADDRESS_PREFIXES):
+            if len(stripped) > MAX_RECIPIENT_CHARS:
+                raise self.make_error("too_long")
+            if not stripped.isprintable():
+                raise self.make_error("invalid_username")
+            return stripped
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class NumberField(fields.Float):
     """A JSON number dumped as an int when whole (10, not 10.0), else as the nearest float."""
 

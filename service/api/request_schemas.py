@@ -15,7 +15,10 @@ Decisions on what the POS page may send:
   ``invalid_tip_recipients``. Shares are JSON numbers (weights, not percentages).
 - ``tipRecipient`` next to ``tipRecipients`` must name one of them (the list decides the split).
 - ``userWalletId`` and ``walletId`` both given must be equal.
-- Usernames are lowercased; surrounding spaces and a ``@blink.sv`` suffix are tolerated.
+- A recipient is a Blink username (lowercased; surrounding spaces tolerated), a Lightning Address
+  or an LNURL (kept as sent: the payment layer parses it with the configured Blink domains). The
+  same spelling twice is refused; two spellings of one recipient (``alice`` and
+  ``alice@blink.sv``) are merged by the payment layer, their shares summed.
 - Display-only values (``tipPercent``, ``*Display``, ``displayCurrency``) are checked for shape
   but never used for money.
 """
@@ -37,9 +40,9 @@ from service.api.fields import (
     MemoField,
     NonBlankString,
     PaymentHashField,
+    RecipientField,
     ShareField,
     Text,
-    UsernameField,
     WholeList,
     message,
 )
@@ -168,8 +171,9 @@ class TipRecipientSchema(Schema):
 
     error_messages: ClassVar[dict[str, str]] = {"type": TIP_RECIPIENT_NOT_AN_OBJECT}
 
-    username = UsernameField(
+    username = RecipientField(
         required=True,
+        metadata={"description": "a Blink username, a Lightning Address (name@domain) or an LNURL"},
         error_messages={"required": TIP_RECIPIENT_USERNAME_MISSING, "null": TIP_RECIPIENT_USERNAME_MISSING},
     )
     share = ShareField(allow_none=True, load_default=None)
@@ -244,7 +248,7 @@ class CreateInvoiceSchema(RequestSchema):
         load_default=None,
         validate=validate.Range(0, _MAX_TIP_PERCENT),
     )
-    tip_recipient = UsernameField(
+    tip_recipient = RecipientField(
         data_key="tipRecipient", allow_none=True, load_default=None, blank_is_none=True
     )
     tip_recipients = WholeList(

@@ -105,3 +105,14 @@ class InvalidBaseAmount(PaymentError):
 
 class TipAmountMismatch(PaymentError):
     code = "tip_amount_mismatch"
+
+
+class RecipientRefused(PaymentError):
+    """A recipient that cannot be paid this sale's share: its code says why (recipient_invalid,
+    recipient_unreachable, recipient_amount_out_of_range); details.recipient names it."""
+
+    code = "recipient_invalid"
+
+    def __init__(self, code: str, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.code = code

@@ -16,6 +16,8 @@ import json
 import socket
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -34,6 +36,9 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 DEFAULT_USER_AGENT = "blinkpos-payment-service/1.0 (LNURL-pay)"
 DEFAULT_MAX_BYTES = 64 * 1024
 _MAX_REDIRECTS = 3
+# Name lookups of every fetcher in the process; bounded so that a resolver that hangs costs at
+# most this many threads (callers still give up at their own deadline).
+_DNS_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lnurl-dns")
 _CHUNK_BYTES = 8192
 # Ranges Python's ipaddress still calls global but that must never be reached: CGNAT shared space
 # is not global already; these embed an IPv4 address whose own rules then apply.
@@ -127,7 +132,7 @@ class SafeFetcher:
         exempt = _host_key(host, port) in self._insecure
         if scheme != "https" and not exempt:
             raise _unreachable("LNURL servers must be reached over https", "insecure_scheme")
-        address = self._checked_address(host, port, exempt)
+        address = self._checked_address(host, port, exempt, deadline)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         default_port = 443 if scheme == "https" else 80
         headers = {
@@ -169,11 +174,21 @@ class SafeFetcher:
         finally:
             pool.close()
 
-    def _checked_address(self, host: str, port: int, exempt: bool) -> str:
+    def _checked_address(self, host: str, port: int, exempt: bool, deadline: float) -> str:
         """The address to connect to: every resolved address must be public (unless exempt)."""
+        # getaddrinfo has no timeout of its own: it runs on a small pool and is waited for only
+        # until the deadline (a lookup left behind finishes in the background, its answer unused).
+        lookup = _DNS_POOL.submit(self._resolve, host, port)
         try:
-            addresses = [ipaddress.ip_address(value) for value in self._resolve(host, port)]
+            resolved = lookup.result(timeout=_remaining(deadline))
+        except FutureTimeout:
+            lookup.cancel()
+            raise _unreachable("the LNURL server's name did not resolve in time", "timeout") from None
         except (OSError, UnicodeError, ValueError):
+            raise _unreachable("the LNURL server's name does not resolve", "dns") from None
+        try:
+            addresses = [ipaddress.ip_address(value) for value in resolved]
+        except (UnicodeError, ValueError):
             raise _unreachable("the LNURL server's name does not resolve", "dns") from None
         if not addresses:
             raise _unreachable("the LNURL server's name does not resolve", "dns")

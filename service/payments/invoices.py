@@ -27,15 +27,13 @@ from service.domain.errors import (
     InvalidMerchantKey,
     MerchantKeyCannotRead,
     MerchantWalletMismatch,
-    TipRecipientIsPosWallet,
-    UnknownTipRecipient,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from service.domain.model import LegKind, NewSplit, PlannedLeg, Split
+from service.domain.model import NewSplit, Payout, Split
 from service.payments.inputs import InvoiceRequest
 from service.payments.ports import SplitSaver, WalletLookups
-from service.payments.splitting import plan_legs
+from service.payments.recipients import Destination, PayoutPlanner
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +52,7 @@ class InvoiceService:
         store: SplitSaver,
         blink: BlinkClient,
         lookups: WalletLookups,
+        planner: PayoutPlanner,
         fingerprint: Callable[[str], str],
         settings: InvoiceSettings,
         *,
@@ -62,6 +61,7 @@ class InvoiceService:
         self._store = store
         self._blink = blink
         self._lookups = lookups
+        self._planner = planner
         self._fingerprint = fingerprint
         self._settings = settings
         self._now = clock
@@ -72,8 +72,9 @@ class InvoiceService:
         admit_wallet runs once the key is verified for the wallet and before anything is
         created (the caller's per-wallet rate limit: it raises to refuse).
         """
+        recipients = self._planner.merge(request.tip_recipients)
         fingerprint = self._fingerprint(request.merchant_api_key)
-        usernames = [recipient.username for recipient in request.tip_recipients]
+        usernames = [entry.name for entry in recipients if entry.recipient.is_blink]
         owner_known, recipient_wallets = self._lookups.recall(
             fingerprint, request.merchant_wallet_id, usernames
         )
@@ -83,21 +84,11 @@ class InvoiceService:
             self._lookups.remember_wallet_owner(fingerprint, request.merchant_wallet_id)
         if admit_wallet is not None:
             admit_wallet()
+        base = Destination(request.merchant_wallet_id, Payout.BLINK, request.merchant_wallet_id)
         with _upstream("resolving tip recipients"):
-            for username in usernames:
-                if username not in recipient_wallets:
-                    recipient_wallets[username] = self._resolve_recipient_wallet(username)
-        for username in usernames:
-            if recipient_wallets[username] == self._settings.pos_wallet_id:
-                # Paying the POS wallet from itself can never succeed (Blink: CANT_PAY_SELF).
-                raise TipRecipientIsPosWallet(
-                    f"Tip recipient '{username}' is this point of sale's own wallet.",
-                    details={"username": username},
-                )
-
-        legs = plan_legs(
-            request.merchant_wallet_id, request.base_sats, request.tip_sats, request.tip_recipients
-        )
+            legs = self._planner.plan(
+                base, request.base_sats, request.tip_sats, recipients, recipient_wallets
+            )
         minutes = max(1, self._settings.ttl_seconds // 60)
         with _upstream("creating the invoice"):
             invoice = self._blink.create_invoice(
@@ -116,8 +107,8 @@ class InvoiceService:
             tip_percent=request.tip_percent,
             merchant_wallet_id=request.merchant_wallet_id,
             merchant_key_fingerprint=fingerprint,
-            tip_recipients=request.tip_recipients,
-            legs=_with_wallets(legs, recipient_wallets),
+            tip_recipients=tuple(entry.as_tip_recipient for entry in recipients),
+            legs=legs,
             display_currency=request.display_currency,
             base_amount_display=request.base_amount_display,
             tip_amount_display=request.tip_amount_display,
@@ -132,7 +123,7 @@ class InvoiceService:
                 "payment_hash": split.payment_hash,
                 "invoice_sats": split.invoice_sats,
                 "tip_sats": split.tip_sats,
-                "recipients": len(request.tip_recipients),
+                "recipients": len(recipients),
             },
         )
         return split
@@ -152,30 +143,6 @@ class InvoiceService:
             raise MerchantWalletMismatch("The wallet does not belong to the account of this API key.")
         if owned[wallet_id] != WalletCurrency.BTC:
             raise MerchantWalletMismatch("Sales are forwarded in sats: choose the account's BTC wallet.")
-
-    def _resolve_recipient_wallet(self, username: str) -> str:
-        try:
-            wallet_id = self._blink.default_btc_wallet(username)
-        except BlinkRejected as exc:
-            raise UnknownTipRecipient(
-                f"Tip recipient '{username}' has no Blink BTC wallet.", details={"username": username}
-            ) from exc
-        self._lookups.remember_recipient_wallet(username, wallet_id)
-        return wallet_id
-
-
-def _with_wallets(legs: tuple[PlannedLeg, ...], wallets: dict[str, str]) -> tuple[PlannedLeg, ...]:
-    """Tip legs remember the wallet resolved now, so forwarding pays where the check looked."""
-    return tuple(
-        PlannedLeg(
-            kind=leg.kind,
-            recipient=leg.recipient,
-            sats=leg.sats,
-            position=leg.position,
-            recipient_wallet_id=wallets.get(leg.recipient) if leg.kind == LegKind.TIP else leg.recipient,
-        )
-        for leg in legs
-    )
 
 
 @contextmanager
