@@ -111,10 +111,17 @@ def test_request_schemas_carry_the_configured_limit_and_the_field_names_clients_
         app.extensions["blinkpos"].close()
     create = schemas["CreateInvoiceRequest"]
     assert create["properties"]["amount"] == {"type": "integer", "minimum": 1, "maximum": 4321}
-    assert set(create["required"]) == {"amount", "apiKey"}
-    assert {"userWalletId", "walletId", "tipRecipients", "baseAmount", "tipAmount"} <= set(
-        create["properties"]
-    )
+    # apiKey + userWalletId, or merchantLightningAddress instead: neither is required alone.
+    assert set(create["required"]) == {"amount"}
+    assert {
+        "apiKey",
+        "merchantLightningAddress",
+        "userWalletId",
+        "walletId",
+        "tipRecipients",
+        "baseAmount",
+        "tipAmount",
+    } <= set(create["properties"])
     assert set(schemas["ForwardPaymentRequest"]["required"]) == {"paymentHash", "userApiKey", "userWalletId"}
 
 

@@ -205,3 +205,22 @@ def test_an_unknown_blink_user_keeps_its_code(sale_client, merchant):
     body = sale_body(merchant, 1000, tip=100, tipRecipient="nobody_here_at_all@blink.sv")
     response = sale_client.post(URL, json=body)
     assert response.status_code == 400 and response.get_json()["code"] == "unknown_tip_recipient"
+
+
+def test_the_merchant_sees_how_each_leg_is_paid_and_the_public_sees_no_address(lnurl_client, sim, merchant):
+    wallet = sim.create_lnurl_wallet(new_name())
+    body = sale_body(merchant, 1000, tip=100, tipRecipient=wallet["lightningAddress"])
+    invoice = lnurl_client.post(URL, json=body).get_json()["invoice"]
+    path = f"/api/payment-status/{invoice['paymentHash']}"
+
+    full = lnurl_client.get(path, headers={"X-API-KEY": merchant["apiKey"]}).get_json()
+    assert [(leg["kind"], leg["payout"], leg["recipient"]) for leg in full["legs"]] == [
+        ("base", "blink", merchant["btcWalletId"]),
+        ("tip", "lnurl", wallet["lightningAddress"]),
+    ]
+    assert all(leg["receivedSats"] is None and leg["feeSats"] is None for leg in full["legs"])
+    assert full["merchantLightningAddress"] is None
+
+    public = lnurl_client.get(path)
+    assert wallet["name"] not in public.get_data(as_text=True)
+    assert all("payout" not in leg and "recipient" not in leg for leg in public.get_json()["legs"])

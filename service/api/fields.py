@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     AMOUNT_TOO_LARGE = "amount_too_large"
     API_KEY_REQUIRED = "api_key_required"
     WALLET_ID_REQUIRED = "wallet_id_required"
+    MERCHANT_DESTINATION_CONFLICT = "merchant_destination_conflict"
     INVALID_MERCHANT_API_KEY = "invalid_merchant_api_key"
     INVALID_BASE_AMOUNT = "invalid_base_amount"
     TIP_AMOUNT_MISMATCH = "tip_amount_mismatch"

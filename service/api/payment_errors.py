@@ -22,6 +22,7 @@ _STATUS: dict[type[payment.PaymentError], type[ApiError]] = {
     payment.InvoiceNotPaid: Conflict,
     payment.ForwardingInProgress: Conflict,
     payment.MerchantMismatch: Forbidden,
+    payment.MerchantKeyNotApplicable: Forbidden,
     payment.UpstreamRejected: BadGateway,
 }
 

@@ -60,16 +60,21 @@ def create_invoice():
       operationId: createInvoice
       tags: [pos]
       summary: Issue a Lightning invoice for a sale, with its base and tip split planned
-      description: The invoice is issued on the POS wallet. Base = baseAmount (or amount - tipAmount);
+      description: "The invoice is issued on the POS wallet. Base = baseAmount (or amount - tipAmount);
         tip = amount - base; a tipAmount more than 1 sat off is refused. The API key is never echoed.
+        A recipient is a Blink username, a Lightning Address or an LNURL; each address is resolved
+        now and must accept its share minus the fee reserve. A merchant without a Blink key sends
+        merchantLightningAddress instead of apiKey and userWalletId."
       requestBody: {required: true, content: {application/json: {schema: CreateInvoiceRequest}}}
       responses:
         200: {description: The invoice, content: {application/json: {schema: CreateInvoiceResponse}}}
         400: "The body broke a rule (`code`: amount_required, invalid_amount, amount_too_large,
-          api_key_required, wallet_id_required, tip_amount_mismatch, tip_recipient_required,
-          invalid_username, invalid_tip_recipients, invalid_memo, unknown_tip_recipient,
-          invalid_merchant_api_key, merchant_key_cannot_read, merchant_wallet_mismatch,
-          tip_recipient_is_pos_wallet, unknown_split_profile, split_profile_with_tip_recipients, ...)"
+          api_key_required, wallet_id_required, merchant_destination_conflict, tip_amount_mismatch,
+          tip_recipient_required, invalid_username, invalid_tip_recipients, invalid_memo,
+          unknown_tip_recipient, invalid_merchant_api_key, merchant_key_cannot_read,
+          merchant_wallet_mismatch, tip_recipient_is_pos_wallet, unknown_split_profile,
+          split_profile_with_tip_recipients, recipient_invalid, recipient_unreachable,
+          recipient_amount_out_of_range (details.recipient names it), ...)"
         413:
         415:
         429:
@@ -84,11 +89,12 @@ def create_invoice():
     sale = _with_profile_recipients(sale)
     try:
         # The wallet's limit counts only requests whose key was verified for that wallet, so
-        # wrong keys naming a merchant's wallet cannot use up that merchant's allowance.
+        # wrong keys naming a merchant's wallet cannot use up that merchant's allowance; a
+        # merchant paid at an address is limited by its normalised address.
         split = svc.invoices.create(
             sale,
-            admit_wallet=lambda: _limit_invoices(
-                "wallet", sale.merchant_wallet_id, svc.config.rate_limit_per_wallet_per_minute
+            admit_wallet=lambda identity: _limit_invoices(
+                "wallet", identity, svc.config.rate_limit_per_wallet_per_minute
             ),
         )
     except _KEY_CHECK_FAILURES:
@@ -163,7 +169,8 @@ def forward_payment():
           content: {application/json: {schema: ForwardResponse}}
         400: "The body broke a rule (`code`: payment_hash_required, invalid_payment_hash,
           api_key_required, wallet_id_required, ...)"
-        403:
+        403: "merchant_mismatch: not this sale's merchant; merchant_key_not_applicable: the sale
+          pays its merchant at a Lightning Address and has no merchant key"
         404:
         409:
         413:

@@ -34,6 +34,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from service.api.fields import (
     CODE_OF_MESSAGE,
+    MAX_RECIPIENT_CHARS,
     ApiKeyField,
     DecimalNumber,
     ErrorCode,
@@ -103,6 +104,13 @@ SPLIT_PROFILE_WITH_TIP_RECIPIENTS = message(
     "send either splitProfileId or tipRecipient(s): the profile decides the tip split",
 )
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+MERCHANT_DESTINATION_CONFLICT = message(
+    ErrorCode.MERCHANT_DESTINATION_CONFLICT,
+    "send either apiKey and userWalletId or merchantLightningAddress, not both",
+)
+PROFILE_NEEDS_API_KEY = message(
+    ErrorCode.API_KEY_REQUIRED, "splitProfileId needs the apiKey of the merchant whose profile it is"
+)
 WALLET_IDS_DISAGREE = "userWalletId and walletId must be the same wallet"  # stays invalid_request
 # The field each refusal of the sale arithmetic is about.
 _FIELD_OF_PRICING_ERROR = {InvalidBaseAmount: "baseAmount", TipAmountMismatch: "tipAmount"}
@@ -219,8 +227,21 @@ class CreateInvoiceSchema(RequestSchema):
     memo = MemoField(allow_none=True, load_default="")
     api_key = ApiKeyField(
         data_key="apiKey",
-        required=True,
-        error_messages={"required": API_KEY_REQUIRED, "null": API_KEY_REQUIRED},
+        allow_none=True,
+        load_default=None,
+        error_messages={"required": API_KEY_REQUIRED},
+        metadata={"description": "the merchant's Blink key (or merchantLightningAddress instead)"},
+    )
+    merchant_lightning_address = NonBlankString(
+        data_key="merchantLightningAddress",
+        strip=True,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=MAX_RECIPIENT_CHARS, error="merchantLightningAddress is too long"),
+        metadata={
+            "description": "instead of apiKey and userWalletId: the base is paid to this Lightning "
+            "Address or LNURL (name@blink.sv: that Blink user)"
+        },
     )
     user_wallet_id = Text(
         data_key="userWalletId",
@@ -278,17 +299,24 @@ class CreateInvoiceSchema(RequestSchema):
     def build(
         self, data: dict[str, Any], original: Mapping[str, Any], errors: dict[str, list[str]]
     ) -> InvoiceRequest | None:
-        wallet_id = _merchant_wallet_id(data, original, errors)
+        address = data.get("merchant_lightning_address")
+        merchant_named = address is not None or _failed(
+            "merchantLightningAddress", data, "merchant_lightning_address", original
+        )
+        wallet_id = None if merchant_named else _merchant_wallet_id(data, original, errors)
+        _one_merchant_destination(merchant_named, data, original, errors)
         amounts = _base_and_tip(data, original, errors)
         recipients = _tip_recipients(data, original, errors)
         profile_id = data.get("split_profile_id")
         profile_named = bool(profile_id) or _failed("splitProfileId", data, "split_profile_id", original)
         if profile_named and (recipients or data.get("tip_recipient")):
             errors["splitProfileId"] = [SPLIT_PROFILE_WITH_TIP_RECIPIENTS]
+        elif profile_named and merchant_named:
+            errors["splitProfileId"] = [PROFILE_NEEDS_API_KEY]
         elif amounts is not None and recipients is not None and amounts[1] > 0 and not recipients:
             if not profile_named:
                 errors["tipRecipients"] = [TIP_RECIPIENT_REQUIRED]
-        if errors or wallet_id is None or amounts is None or recipients is None:
+        if errors or (wallet_id or address) is None or amounts is None or recipients is None:
             return None
         return InvoiceRequest(
             invoice_sats=data["amount"],
@@ -296,6 +324,7 @@ class CreateInvoiceSchema(RequestSchema):
             tip_sats=amounts[1],
             merchant_wallet_id=wallet_id,
             merchant_api_key=data["api_key"],
+            merchant_payout_address=address,
             currency=data["currency"].upper(),
             memo=data["memo"] or "",
             display_currency=(data["display_currency"] or "BTC").upper(),
@@ -311,6 +340,16 @@ class CreateInvoiceSchema(RequestSchema):
 def _failed(key: str, data: Mapping[str, Any], attribute: str, original: Mapping[str, Any]) -> bool:
     """True when the body had ``key`` but its field did not load (its own error is reported)."""
     return key in original and attribute not in data
+
+
+def _one_merchant_destination(
+    merchant_named: bool, data: Mapping[str, Any], original: Mapping[str, Any], errors: dict[str, list[str]]
+) -> None:
+    """A Blink key and wallet, or a payout address: exactly one of the two."""
+    if merchant_named and any(original.get(key) for key in ("apiKey", "userWalletId", "walletId")):
+        errors["merchantLightningAddress"] = [MERCHANT_DESTINATION_CONFLICT]
+    elif not merchant_named and not data.get("api_key") and not _failed("apiKey", data, "api_key", original):
+        errors["apiKey"] = [API_KEY_REQUIRED]
 
 
 def _merchant_wallet_id(

@@ -140,7 +140,17 @@ class InvoiceSchema(Schema):
         metadata={"description": "the POS wallet"},
     )
     user_wallet_id = fields.String(
-        attribute="split.merchant_wallet_id", data_key="userWalletId", required=True
+        attribute="split.merchant_wallet_id",
+        data_key="userWalletId",
+        required=True,
+        allow_none=True,
+        metadata={"description": "the merchant's wallet; null for a merchant paid at an address"},
+    )
+    merchant_lightning_address = fields.String(
+        attribute="split.merchant_payout_address",
+        data_key="merchantLightningAddress",
+        allow_none=True,
+        metadata={"description": "where the base is paid when the merchant has no Blink key"},
     )
     has_tip = fields.Boolean(attribute="split.has_tip", data_key="hasTip", required=True)
     tip_amount = fields.Integer(
@@ -191,6 +201,7 @@ class ForwardDetailsSchema(Schema):
     user_wallet_id = fields.String(
         attribute="split.merchant_wallet_id",
         data_key="userWalletId",
+        allow_none=True,
         metadata={"description": "merchant's own key in X-API-KEY only"},
     )
     payment_status = fields.String(data_key="paymentStatus", required=True, dump_default="SUCCESS")
@@ -212,9 +223,23 @@ class ForwardResponseSchema(Schema):
 class LegStatusSchema(Schema):
     kind = fields.String(required=True, metadata={"description": "base | tip"})
     recipient = fields.String(
-        metadata={"description": "merchant wallet id or Blink username (merchant's own key only)"}
+        metadata={
+            "description": "merchant wallet id, Blink username, Lightning Address or LNURL "
+            "(merchant's own key only)"
+        }
     )
-    sats = fields.Integer(required=True)
+    payout = fields.String(
+        metadata={"description": "blink (inside Blink, no fee) | lnurl (merchant's own key only)"}
+    )
+    sats = fields.Integer(required=True, metadata={"description": "the leg's share of the sale"})
+    received_sats = fields.Integer(
+        data_key="receivedSats",
+        allow_none=True,
+        metadata={"description": "what the recipient's invoice is for (the leg minus the fee reserve)"},
+    )
+    fee_sats = fields.Integer(
+        data_key="feeSats", allow_none=True, metadata={"description": "the routing fee paid, once paid"}
+    )
     status = fields.String(required=True, metadata={"description": LEG_STATES})
     payment_hash = fields.String(data_key="paymentHash", allow_none=True)
     attempts = fields.Integer(metadata={"description": "merchant's own key only, as lastError"})
@@ -235,7 +260,14 @@ class PaymentStatusSchema(Schema):
     tip_percent = NumberField(data_key="tipPercent", allow_none=True)
     merchant_wallet_id = fields.String(
         data_key="merchantWalletId",
+        allow_none=True,
         metadata={"description": "this, memo, lastError and leg details: merchant's own key only"},
+    )
+    merchant_lightning_address = fields.String(
+        attribute="merchant_payout_address",
+        data_key="merchantLightningAddress",
+        allow_none=True,
+        metadata={"description": "where the base is paid when the merchant has no Blink key"},
     )
     display_currency = fields.String(data_key="displayCurrency", required=True)
     memo = fields.String(allow_none=True)
@@ -356,11 +388,22 @@ class WebhookResultSchema(Schema):
 
 
 # What anyone who knows a payment hash (it is in the QR code) may see: states, amounts, times,
-# and per leg its kind, sats and state; never the merchant's wallet, the memo, recipients or
-# error texts (DESIGN §4). The merchant's own key in X-API-KEY gets the whole answer.
-PUBLIC_LEG_EXCLUDE = ("recipient", "payment_hash", "attempts", "last_error", "next_attempt_at")
+# and per leg its kind, sats and state; never the merchant's wallet or address, the memo,
+# recipients, how they are paid (or their fees) or error texts (DESIGN §4). The merchant's own
+# key in X-API-KEY gets the whole answer.
+PUBLIC_LEG_EXCLUDE = (
+    "recipient",
+    "payout",
+    "received_sats",
+    "fee_sats",
+    "payment_hash",
+    "attempts",
+    "last_error",
+    "next_attempt_at",
+)
 PUBLIC_STATUS_EXCLUDE = (
     "merchant_wallet_id",
+    "merchant_lightning_address",
     "memo",
     "last_error",
     *(f"legs.{name}" for name in PUBLIC_LEG_EXCLUDE),

@@ -64,13 +64,14 @@ def enforce_rate_limits(endpoint: str, checks: Sequence[tuple[str, str, int]], m
         )
 
 
-def is_merchant_of(stored_fingerprint: str) -> bool:
+def is_merchant_of(stored_fingerprint: str | None) -> bool:
     """Whether X-API-KEY is the key this fingerprint was made from (the merchant's full view).
 
-    No header: False, as for anyone. A key that does not match counts as a failed check.
+    No header, or a sale whose merchant has no key (paid at a Lightning Address): False, as for
+    anyone. A key that does not match counts as a failed check.
     """
     api_key = request.headers.get(API_KEY_HEADER)
-    if not api_key:
+    if not api_key or stored_fingerprint is None:
         return False
     refuse_if_failing_auth()
     if services().fingerprints.matches(api_key, stored_fingerprint):

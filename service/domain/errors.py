@@ -47,6 +47,12 @@ class MerchantMismatch(PaymentError):
     code = "merchant_mismatch"
 
 
+class MerchantKeyNotApplicable(PaymentError):
+    """The sale's merchant settles to a Lightning Address and has no key to prove (forward-payment)."""
+
+    code = "merchant_key_not_applicable"
+
+
 class MerchantWalletMismatch(PaymentError):
     code = "merchant_wallet_mismatch"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
-from service.domain.errors import MerchantMismatch, SplitNotFound
+from service.domain.errors import MerchantKeyNotApplicable, MerchantMismatch, SplitNotFound
 from service.payments.forwarding import Forwarder, ForwardOutcome
 from service.payments.inputs import ForwardPaymentRequest
 from service.payments.ports import ForwardingStore
@@ -24,6 +24,11 @@ def forward_for_merchant(
     split = store.get_fresh(request.payment_hash)
     if split is None:
         raise SplitNotFound("No invoice with this payment hash was created here.")
+    if split.merchant_key_fingerprint is None or split.merchant_wallet_id is None:
+        raise MerchantKeyNotApplicable(
+            "This sale pays its merchant at a Lightning Address and has no merchant key: "
+            "forward it with forward-with-tips (the worker also forwards it)."
+        )
     # Both compared in full, so the answer's timing tells nothing about which one differed.
     same_wallet = _same(split.merchant_wallet_id, request.merchant_wallet_id)
     same_key = key_matches(request.merchant_api_key, split.merchant_key_fingerprint)

@@ -8,13 +8,17 @@ from service.domain.model import TipRecipient
 
 @dataclass(frozen=True)
 class InvoiceRequest:
-    """A create-invoice body that passed every rule. tip_sats = invoice_sats - base_sats, always."""
+    """A create-invoice body that passed every rule. tip_sats = invoice_sats - base_sats, always.
+
+    The merchant is either a Blink wallet with the key that reads it, or (no key at all) the
+    Lightning Address or LNURL in merchant_payout_address, as sent.
+    """
 
     invoice_sats: int
     base_sats: int
     tip_sats: int
-    merchant_wallet_id: str
-    merchant_api_key: str = field(repr=False)
+    merchant_wallet_id: str | None
+    merchant_api_key: str | None = field(repr=False)
     currency: str = "BTC"  # what the POS page called the sale; the invoice itself is always BTC
     memo: str = ""
     display_currency: str = "BTC"
@@ -24,6 +28,7 @@ class InvoiceRequest:
     tip_amount_display: Decimal | None = None
     client_tip_sats: int | None = None  # recorded for audit; never used to pay anything
     split_profile_id: str | None = None  # the view copies its recipients into tip_recipients
+    merchant_payout_address: str | None = None
 
     @property
     def has_tip(self) -> bool:

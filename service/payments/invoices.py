@@ -31,11 +31,14 @@ from service.domain.errors import (
     UpstreamUnavailable,
 )
 from service.domain.model import NewSplit, Payout, Split
+from service.lnurl import Recipient
 from service.payments.inputs import InvoiceRequest
 from service.payments.ports import SplitSaver, WalletLookups
 from service.payments.recipients import Destination, PayoutPlanner
 
 log = logging.getLogger(__name__)
+
+MERCHANT_ADDRESS_FIELD = "merchantLightningAddress"
 
 
 @dataclass(frozen=True)
@@ -66,29 +69,35 @@ class InvoiceService:
         self._settings = settings
         self._now = clock
 
-    def create(self, request: InvoiceRequest, *, admit_wallet: Callable[[], None] | None = None) -> Split:
+    def create(self, request: InvoiceRequest, *, admit_wallet: Callable[[str], None] | None = None) -> Split:
         """Checks, then issues the POS invoice and stores the split.
 
-        admit_wallet runs once the key is verified for the wallet and before anything is
-        created (the caller's per-wallet rate limit: it raises to refuse).
+        admit_wallet(identity) runs once the merchant is known (its key verified for the wallet,
+        or its payout address parsed) and before anything is created: the caller's per-merchant
+        rate limit, keyed on the wallet or the normalised address; it raises to refuse.
         """
         recipients = self._planner.merge(request.tip_recipients)
-        fingerprint = self._fingerprint(request.merchant_api_key)
         usernames = [entry.name for entry in recipients if entry.recipient.is_blink]
-        owner_known, recipient_wallets = self._lookups.recall(
-            fingerprint, request.merchant_wallet_id, usernames
-        )
-        if not owner_known:
-            with _upstream("checking the merchant wallet"):
-                self._check_merchant_owns_wallet(request.merchant_api_key, request.merchant_wallet_id)
-            self._lookups.remember_wallet_owner(fingerprint, request.merchant_wallet_id)
-        if admit_wallet is not None:
-            admit_wallet()
-        base = Destination(request.merchant_wallet_id, Payout.BLINK, request.merchant_wallet_id)
-        with _upstream("resolving tip recipients"):
-            legs = self._planner.plan(
-                base, request.base_sats, request.tip_sats, recipients, recipient_wallets
+        merchant, payout_address = None, None
+        if request.merchant_payout_address is None:
+            fingerprint, known_wallets = self._verified_merchant(request, usernames)
+            identity = request.merchant_wallet_id or ""
+        else:
+            fingerprint = None
+            merchant = self._planner.parse(request.merchant_payout_address, field=MERCHANT_ADDRESS_FIELD)
+            payout_address = _payout_address(merchant, request.merchant_payout_address)
+            identity = merchant.normalized
+            known_wallets = self._lookups.recipient_wallets(
+                [*usernames, merchant.normalized] if merchant.is_blink else usernames
             )
+        if admit_wallet is not None:
+            admit_wallet(identity)
+        with _upstream("resolving the recipients"):
+            if merchant is None:
+                base = Destination(request.merchant_wallet_id or "", Payout.BLINK, request.merchant_wallet_id)
+            else:
+                base = self._planner.destination(merchant, known_wallets, field=MERCHANT_ADDRESS_FIELD)
+            legs = self._planner.plan(base, request.base_sats, request.tip_sats, recipients, known_wallets)
         minutes = max(1, self._settings.ttl_seconds // 60)
         with _upstream("creating the invoice"):
             invoice = self._blink.create_invoice(
@@ -107,6 +116,7 @@ class InvoiceService:
             tip_percent=request.tip_percent,
             merchant_wallet_id=request.merchant_wallet_id,
             merchant_key_fingerprint=fingerprint,
+            merchant_payout_address=payout_address,
             tip_recipients=tuple(entry.as_tip_recipient for entry in recipients),
             legs=legs,
             display_currency=request.display_currency,
@@ -128,6 +138,18 @@ class InvoiceService:
         )
         return split
 
+    def _verified_merchant(self, request: InvoiceRequest, usernames: list[str]) -> tuple[str, dict[str, str]]:
+        """The key's fingerprint once the key is proven to own the wallet (cached positive answers
+        first, with the recipients' wallets in the same round trip)."""
+        api_key, wallet_id = request.merchant_api_key or "", request.merchant_wallet_id or ""
+        fingerprint = self._fingerprint(api_key)
+        owner_known, known_wallets = self._lookups.recall(fingerprint, wallet_id, usernames)
+        if not owner_known:
+            with _upstream("checking the merchant wallet"):
+                self._check_merchant_owns_wallet(api_key, wallet_id)
+            self._lookups.remember_wallet_owner(fingerprint, wallet_id)
+        return fingerprint, known_wallets
+
     def _check_merchant_owns_wallet(self, api_key: str, wallet_id: str) -> None:
         try:
             wallets = self._blink.wallets(api_key)
@@ -143,6 +165,12 @@ class InvoiceService:
             raise MerchantWalletMismatch("The wallet does not belong to the account of this API key.")
         if owned[wallet_id] != WalletCurrency.BTC:
             raise MerchantWalletMismatch("Sales are forwarded in sats: choose the account's BTC wallet.")
+
+
+def _payout_address(merchant: Recipient, sent: str) -> str:
+    """What the split records: the normalised address; for a Blink user, the address as sent
+    (lowercase), since its normal form is the bare username."""
+    return sent.strip().lower() if merchant.is_blink else merchant.normalized
 
 
 @contextmanager

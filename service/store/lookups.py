@@ -33,12 +33,18 @@ class LookupCache:
         except redis.RedisError as exc:
             log.warning("lookup_cache_error", extra={"error_type": type(exc).__name__})
             return False, {}
-        wallets = {
-            username: value.decode() if isinstance(value, bytes) else value
-            for username, value in zip(usernames, values[1:], strict=True)
-            if value is not None
-        }
-        return values[0] is not None, wallets
+        return values[0] is not None, _known(usernames, values[1:])
+
+    def recipient_wallets(self, usernames: Sequence[str]) -> dict[str, str]:
+        """The recipients' wallets that are known, for a sale without a merchant key."""
+        if not usernames:
+            return {}
+        try:
+            values = self._redis.mget([keys.recipient_wallet(u) for u in usernames])
+        except redis.RedisError as exc:
+            log.warning("lookup_cache_error", extra={"error_type": type(exc).__name__})
+            return {}
+        return _known(usernames, values)
 
     def key_accepted(self, fingerprint: str) -> bool:
         """Whether Blink accepted the key with this fingerprint within the last ten minutes."""
@@ -62,3 +68,11 @@ class LookupCache:
             self._redis.set(key, value, ex=ttl_seconds)
         except redis.RedisError as exc:
             log.warning("lookup_cache_error", extra={"error_type": type(exc).__name__})
+
+
+def _known(usernames: Sequence[str], values: Sequence[object]) -> dict[str, str]:
+    return {
+        username: value.decode() if isinstance(value, bytes) else str(value)
+        for username, value in zip(usernames, values, strict=True)
+        if value is not None
+    }
