@@ -205,7 +205,7 @@ def in_period(sale: Sale, zone: str, first: date = FIRST_DAY, last: date = LAST_
 
 def expected_summary_days(sales: list[Sale], api_key: str, zone: str) -> list[dict]:
     days = {
-        day: {"sales": 0, "tippedSales": 0, "invoiceSats": 0, "merchantSats": 0, "tipSats": 0}
+        day: {"sales": 0, "tippedSales": 0, "invoiceSats": 0, "merchantSats": 0, "tipSats": 0, "feeSats": 0}
         for day in days_between(FIRST_DAY, LAST_DAY)
     }
     for sale in sales:
@@ -231,7 +231,7 @@ def test_summary_counts_completed_sales_on_their_local_day(client, store, zone):
         report = response.get_json()
         expected_days = expected_summary_days(sales, api_key, zone)
         assert report["days"] == expected_days
-        for name in ("sales", "tippedSales", "invoiceSats", "merchantSats", "tipSats"):
+        for name in ("sales", "tippedSales", "invoiceSats", "merchantSats", "tipSats", "feeSats"):
             assert report["totals"][name] == sum(day[name] for day in expected_days)
         assert (
             report["totals"]["invoiceSats"] == report["totals"]["merchantSats"] + report["totals"]["tipSats"]
@@ -712,3 +712,28 @@ def test_report_routes_are_described_for_the_openapi_document(app):
         "$ref": "#/components/schemas/TipsReport"
     }
     assert "text/csv" in document["paths"]["/api/reports/sales.csv"]["get"]["responses"]["200"]["content"]
+
+
+def test_routing_fees_of_lightning_address_legs_are_in_the_summary_and_the_csv(client, store):
+    at = datetime(2026, 3, 7, 9, tzinfo=UTC)
+    paid_out = make_sale(store, at=at, base=900, tips=(("tipee@example.com", 100),))
+    inside_blink = make_sale(store, at=at + timedelta(minutes=5), base=500, tips=(("alice", 50),))
+    with store.db.connection() as conn:
+        # What the forward side records for an LNURL leg: the invoice's amount and the fee paid.
+        conn.execute(
+            "UPDATE payment_legs SET payout = 'lnurl', received_sats = sats - 3, fee_sats = 2 "
+            "WHERE split_id = (SELECT id FROM payment_splits WHERE payment_hash = %s)",
+            (paid_out.payment_hash,),
+        )
+    period = {"from": "2026-03-07", "to": "2026-03-07"}
+    summary = get_report(client, "/api/reports/summary", KEY_A, **period).get_json()
+    assert summary["totals"]["feeSats"] == 4  # two legs of the first sale, 2 sats each
+    assert (
+        summary["totals"]["invoiceSats"] == summary["totals"]["merchantSats"] + summary["totals"]["tipSats"]
+    )
+    assert [day["feeSats"] for day in summary["days"]] == [4]
+
+    raw = get_report(client, "/api/reports/sales.csv", KEY_A, **period).get_data(as_text=True)
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in csv.reader(io.StringIO(raw, newline=""))][1:]
+    fees = {row["payment_hash"]: row["fee_sats"] for row in rows}
+    assert fees == {paid_out.payment_hash: "4", inside_blink.payment_hash: "0"}

@@ -26,6 +26,9 @@ class SalesTotalsSchema(Schema):
     invoiceSats = fields.Integer(metadata={"description": "Sats the customers paid"})
     merchantSats = fields.Integer(metadata={"description": "Sats forwarded to the merchant's wallet"})
     tipSats = fields.Integer(metadata={"description": "Sats forwarded to tip recipients"})
+    feeSats = fields.Integer(
+        metadata={"description": "Routing fees paid out of those sats (Lightning Address payouts)"}
+    )
 
 
 class DaySalesSchema(SalesTotalsSchema):

@@ -61,6 +61,7 @@ class SaleRow:
     paid_at: datetime | None
     processed_at: datetime | None
     tips: tuple[TipLine, ...]
+    fee_sats: int = 0  # routing fees paid out of its legs (Lightning Address payouts)
 
     @property
     def forwarded_at(self) -> datetime | None:
@@ -86,11 +87,12 @@ def _sale_from_row(row: dict[str, Any]) -> SaleRow:
         paid_at=row["paid_at"],
         processed_at=row["processed_at"],
         tips=tuple(TipLine(tip["username"], int(tip["sats"])) for tip in row["tips"]),
+        fee_sats=int(row.get("fee_sats") or 0),
     )
 
 
 def _sats_totals() -> dict[str, int]:
-    return {"sales": 0, "tippedSales": 0, "invoiceSats": 0, "merchantSats": 0, "tipSats": 0}
+    return {"sales": 0, "tippedSales": 0, "invoiceSats": 0, "merchantSats": 0, "tipSats": 0, "feeSats": 0}
 
 
 def _add_sats(totals: dict[str, int], row: dict[str, Any]) -> None:
@@ -99,6 +101,7 @@ def _add_sats(totals: dict[str, int], row: dict[str, Any]) -> None:
     totals["invoiceSats"] += int(row["invoice_sats"])
     totals["merchantSats"] += int(row["base_sats"])
     totals["tipSats"] += int(row["tip_sats"])
+    totals["feeSats"] += int(row["fee_sats"])
 
 
 class MerchantReports:

@@ -32,6 +32,7 @@ COLUMNS = (
     "tip_amount_display",
     "wallet_id",
     "tip_recipients",
+    "fee_sats",
     "memo",
     "paid_at",
     "forwarded_at",
@@ -49,7 +50,8 @@ def neutralised(cell: str | int) -> str | int:
 
 
 def tip_recipients_cell(sale: SaleRow) -> str:
-    """'alice=60;bob=40': Blink usernames are [0-9a-z_], so '=' and ';' never clash."""
+    """'alice=60;bob=40': Blink usernames ([0-9a-z_]), Lightning Addresses and LNURLs hold
+    neither '=' nor ';', so they never clash."""
     return ";".join(f"{tip.username}={tip.sats}" for tip in sale.tips)
 
 
@@ -71,6 +73,7 @@ def sale_cells(sale: SaleRow, period: ReportPeriod) -> list[str | int]:
         _decimal_cell(sale.tip_amount_display),
         sale.merchant_wallet_id,
         tip_recipients_cell(sale),
+        sale.fee_sats,
         sale.memo or "",
         period.local(sale.paid_at) or "",
         period.local(sale.forwarded_at) or "",

@@ -12,7 +12,8 @@ SELECT EXISTS (
 )
 
 -- name: report_daily_totals
--- Per local day, status and display currency: sales, sats and display amounts.
+-- Per local day, status and display currency: sales, sats and display amounts, and the routing
+-- fees paid out of the legs (Lightning Address payouts; 0 inside Blink).
 SELECT (s.created_at AT TIME ZONE %(tz)s)::date AS day,
        s.status,
        s.display_currency,
@@ -22,8 +23,11 @@ SELECT (s.created_at AT TIME ZONE %(tz)s)::date AS day,
        sum(s.base_sats)::bigint AS base_sats,
        sum(s.tip_sats)::bigint AS tip_sats,
        sum(s.base_amount_display) AS base_amount_display,
-       sum(s.tip_amount_display) AS tip_amount_display
+       sum(s.tip_amount_display) AS tip_amount_display,
+       coalesce(sum(fees.fee_sats), 0)::bigint AS fee_sats
 FROM payment_splits s
+LEFT JOIN LATERAL (SELECT sum(l.fee_sats) AS fee_sats FROM payment_legs l WHERE l.split_id = s.id) fees
+    ON true
 WHERE s.merchant_key_fingerprint = ANY(%(fingerprints)s)
   AND s.created_at >= %(start)s AND s.created_at < %(end)s
 GROUP BY 1, 2, 3
@@ -51,6 +55,7 @@ ORDER BY 1, 2
 SELECT s.id, s.created_at, s.payment_hash, s.status, s.invoice_sats, s.base_sats, s.tip_sats,
        s.tip_percent, s.display_currency, s.base_amount_display, s.tip_amount_display,
        s.merchant_wallet_id, s.memo, s.paid_at, s.processed_at,
+       (SELECT coalesce(sum(l.fee_sats), 0) FROM payment_legs l WHERE l.split_id = s.id)::bigint AS fee_sats,
        coalesce((SELECT jsonb_agg(jsonb_build_object('username', lower(l.recipient), 'sats', l.sats)
                                   ORDER BY l.position)
                  FROM payment_legs l
