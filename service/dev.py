@@ -81,6 +81,8 @@ def banner(stack: Stack) -> list[str]:
         f'"userWalletId": "{merchant["btcWalletId"]}", "memo": "demo sale"}}'
     )
     take_hash = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"invoice\"][\"paymentHash\"])'"
+    address = stack.lnurl_wallet["lightningAddress"] if stack.lnurl_wallet else None
+    address_sale = sale.replace(f'"username": "{tipee}"', f'"username": "{address}"')
     return [
         "",
         f"service     {base}   (health: {base}/api/health)",
@@ -93,6 +95,15 @@ def banner(stack: Stack) -> list[str]:
         f"-d '{sale}' | {take_hash})",
         f"  curl -s -X POST {simulator}/sim/invoices/$hash/pay",
         f"  curl -s {base}/api/payment-status/$hash",
+        *(
+            [
+                f"the same sale with its tip to a Lightning Address ({address}, a wallet outside Blink):",
+                f"  ln_hash=$(curl -s {base}/api/blink/create-invoice -H 'Content-Type: application/json' "
+                f"-d '{address_sale}' | {take_hash})",
+            ]
+            if address
+            else []
+        ),
         "or run a whole sale with a two-way tip: python -m service demo",
         f"other commands against this stack: set -a; . {stack.env_file}; set +a",
         *(f"note: {note}" for note in stack.notes),

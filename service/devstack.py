@@ -72,6 +72,7 @@ class StackOptions:
     show_output: bool = False  # the app and the worker write to our output instead of log files
     simulator_threads: int = 128
     usernames: tuple[str, ...] = ("blinkpos", "demo_merchant", "alice", "bob")  # POS, merchant, tipees
+    lnurl_wallet: str = "carol"  # a wallet outside Blink on the simulator, paid at its Lightning Address
     opening_balance: int = 0  # of the merchant and the tipees; the POS wallet always starts empty
     service_env: dict[str, str] = field(default_factory=dict)
 
@@ -88,6 +89,7 @@ class Stack:
         self.gunicorn: ChildProcess | None = None
         self.worker: ChildProcess | None = None
         self.accounts: Accounts | None = None
+        self.lnurl_wallet: dict[str, Any] | None = None  # a /sim/lnurl-wallets answer (lightningAddress, ...)
         self.service_url = ""
         self.settings: dict[str, str] = {}
         self.notes: list[str] = []
@@ -129,6 +131,7 @@ class Stack:
                                           options.simulator_threads, state_file)
         self.simulator.start()
         self.accounts = self._open_accounts(memory.get("accounts", []))
+        self.lnurl_wallet = self._open_lnurl_wallet(options.lnurl_wallet)
         service_port = (
             options.service_port
             or port_if_free(ports.get("service"), options.host)
@@ -258,6 +261,18 @@ class Stack:
             )
         response.raise_for_status()
         return response.json()
+
+    def _open_lnurl_wallet(self, name: str) -> dict[str, Any]:
+        """The simulator's foreign wallet `name` (LNURL-pay, reached through LNURL_INSECURE_HOSTS),
+        the one a kept bank still has or a new one."""
+        assert self.simulator is not None
+        url = f"{self.simulator.base_url}/sim/lnurl-wallets"
+        known = requests.get(f"{url}/{name}", timeout=5)
+        if known.status_code == 200:
+            return known.json()
+        created = requests.post(url, json={"name": name}, timeout=5)
+        created.raise_for_status()
+        return created.json()
 
     def _connect_webhook(self) -> None:
         """Point the simulator's payment webhooks at the service, as Blink's dashboard would."""

@@ -1,6 +1,7 @@
 """README's run command as a newcomer meets it: `python -m service dev`, stopped with Ctrl-C and
 started again on the same data; the banner's curls make and pay a sale that the webhook and the
-worker forward by themselves; `.dev/env` lets the operator commands reach the running stack."""
+worker forward by themselves, and make one whose tip goes to a Lightning Address; `.dev/env` lets
+the operator commands reach the running stack."""
 
 from __future__ import annotations
 
@@ -127,6 +128,16 @@ def test_dev_restarts_on_its_data_and_the_banner_sale_is_forwarded_by_itself(
             assert time.monotonic() < deadline, status
             time.sleep(0.5)
         assert [leg["status"] for leg in status["legs"]] == ["succeeded", "succeeded"]
+
+        # The banner's sale whose tip goes to the simulator's Lightning Address wallet is accepted:
+        # the address resolves at sale time through LNURL_INSECURE_HOSTS.
+        address_sale = second.banner_line("ln_hash=$(curl")
+        made = subprocess.run(["bash", "-c", f"set -e; {address_sale}; echo \"$ln_hash\""],
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        address_hash = made.stdout.split()[-1]
+        address_status = requests.get(status_url.replace(payment_hash, address_hash), timeout=5).json()
+        assert [leg["kind"] for leg in address_status["legs"]] == ["base", "tip"]
 
         operator = subprocess.run(
             ["bash", "-c", f"set -a; . {dev_dir / 'env'}; set +a; "
