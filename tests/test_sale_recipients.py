@@ -176,6 +176,19 @@ def test_a_slow_wallet_is_unreachable_within_the_timeout(lnurl_client, sim, merc
     assert split_count(pg_url) == 0
 
 
+def test_several_slow_wallets_cost_one_timeout_not_one_each(lnurl_client, sim, merchant):
+    slow = [sim.create_lnurl_wallet(new_name(), mode="slow", delayMs=5_000) for _ in range(3)]
+    body = sale_body(merchant, 1000, tip=300)
+    body["tipRecipients"] = [{"username": wallet["lightningAddress"], "share": 1} for wallet in slow]
+    started = time.monotonic()
+    response = lnurl_client.post(URL, json=body)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "recipient_unreachable"
+    assert response.get_json()["details"]["recipient"] == slow[0]["lightningAddress"]
+    assert elapsed < 2 * TIMEOUT_SECONDS + 0.5
+
+
 def test_a_server_inside_the_network_is_refused_unless_listed(sale_client, sim, merchant, pg_url):
     wallet = sim.create_lnurl_wallet(new_name())
     body = sale_body(merchant, 1000, tip=100, tipRecipient=wallet["lightningAddress"])

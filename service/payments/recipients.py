@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -133,10 +134,13 @@ class PayoutPlanner:
             (leg, base if leg.kind is LegKind.BASE else destinations[leg.recipient])
             for leg in plan_legs(base.recipient, base_sats, tip_sats, tips)
         ]
-        for leg, destination in planned:
-            if destination.lnurl is not None:
-                field = "merchantLightningAddress" if leg.kind is LegKind.BASE else "tipRecipients"
-                self._resolve(destination.lnurl, leg.sats, field)
+        self._resolve_all(
+            [
+                (destination.lnurl, leg.sats, _field_of(leg))
+                for leg, destination in planned
+                if destination.lnurl is not None
+            ]
+        )
         return tuple(
             dataclasses.replace(
                 leg,
@@ -161,11 +165,35 @@ class PayoutPlanner:
             self._remember_wallet(username, wallet_id)
         return wallet_id
 
+    def _resolve_all(self, lookups: list[tuple[Recipient, int, str]]) -> None:
+        """Every LNURL leg resolved side by side (each bounded by the fetch timeout, so a sale waits
+        for the slowest, not the sum); the first refusal in leg order is raised."""
+        if len(lookups) <= 1:
+            for recipient, sats, field in lookups:
+                self._resolve(recipient, sats, field)
+            return
+        with ThreadPoolExecutor(max_workers=len(lookups), thread_name_prefix="resolve") as pool:
+            outcomes = list(pool.map(lambda lookup: self._refusal(*lookup), lookups))
+        refusal = next((outcome for outcome in outcomes if outcome is not None), None)
+        if refusal is not None:
+            raise refusal
+
+    def _refusal(self, recipient: Recipient, sats: int, field: str) -> RecipientRefused | None:
+        try:
+            self._resolve(recipient, sats, field)
+        except RecipientRefused as refused:
+            return refused
+        return None
+
     def _resolve(self, recipient: Recipient, sats: int | None, field: str) -> None:
         try:
             self._resolver.resolve(recipient.normalized, sats)
         except LnurlError as error:
             raise _refused(error, recipient.normalized, field) from None
+
+
+def _field_of(leg: PlannedLeg) -> str:
+    return "merchantLightningAddress" if leg.kind is LegKind.BASE else "tipRecipients"
 
 
 def _refused(error: LnurlError, recipient: str, field: str) -> RecipientRefused:
