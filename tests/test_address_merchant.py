@@ -168,3 +168,49 @@ def test_payment_status_of_an_address_sale_names_no_address_even_to_a_key(client
         headers={"X-API-KEY": merchant["apiKey"]},
     )
     assert forwarded.status_code == 409 and forwarded.get_json()["code"] == "invoice_not_paid"
+
+
+def forward(client, payment_hash: str):
+    return client.post("/api/blink/forward-with-tips", json={"paymentHash": payment_hash})
+
+
+def test_an_address_merchant_and_a_blink_domain_merchant_are_paid_once_with_fees_in_the_books(
+    make_sale_app, sim, tipee, pg_url
+):
+    host = sim_host(sim)
+    # The simulator's host under another name plays Blink's domain; its foreign wallets stay foreign.
+    blink_domain = host.replace("127.0.0.1", "localhost")
+    wallet = sim.create_lnurl_wallet(new_name())
+    shop = sim.create_account(balance=0)
+    blink_tipee = tipee()
+    app = make_sale_app(lnurl_insecure_hosts=(host,), blink_lightning_domains=("blink.sv", blink_domain))
+    client = app.test_client()
+
+    by_address = client.post(
+        URL,
+        json=address_sale(wallet["lightningAddress"], 1000, tip=100, tipRecipient=blink_tipee["username"]),
+    ).get_json()["invoice"]
+    by_blink_address = client.post(
+        URL, json=address_sale(f"{shop['username']}@{blink_domain}", 800)
+    ).get_json()["invoice"]
+    for invoice in (by_address, by_blink_address):
+        sim.pay(invoice["paymentHash"])
+        answer = forward(client, invoice["paymentHash"])
+        assert answer.status_code == 200, answer.get_json()
+        assert forward(client, invoice["paymentHash"]).get_json()["details"]["alreadyProcessed"] is True
+
+    # 900 sats minus the 9-sat reserve (1 %) reached the foreign wallet; the Blink user got all 800.
+    assert sim.lnurl_wallet(wallet["name"])["balance"] == 891
+    assert sim.lnurl_wallet(wallet["name"])["callbacks"] == 1
+    assert sim.balance(shop["btcWalletId"]) == 800
+    assert sim.balance(blink_tipee["btcWalletId"]) == 100
+    with psycopg.connect(pg_url) as conn:
+        legs = conn.execute(
+            "SELECT l.payout, l.sats, l.received_sats, l.fee_sats FROM payment_legs l "
+            "JOIN payment_splits s ON s.id = l.split_id WHERE s.payment_hash = %s ORDER BY l.position",
+            (by_address["paymentHash"],),
+        ).fetchall()
+    assert legs[0][:3] == ("lnurl", 900, 891) and 0 <= legs[0][3] <= 9
+    assert legs[1] == ("blink", 100, 100, 0)
+    status = client.get(f"/api/payment-status/{by_blink_address['paymentHash']}").get_json()
+    assert status["status"] == "completed"
