@@ -146,12 +146,6 @@ class InvoiceSchema(Schema):
         allow_none=True,
         metadata={"description": "the merchant's wallet; null for a merchant paid at an address"},
     )
-    merchant_lightning_address = fields.String(
-        attribute="split.merchant_payout_address",
-        data_key="merchantLightningAddress",
-        allow_none=True,
-        metadata={"description": "where the base is paid when the merchant has no Blink key"},
-    )
     has_tip = fields.Boolean(attribute="split.has_tip", data_key="hasTip", required=True)
     tip_amount = fields.Integer(
         attribute="split.tip_sats",
