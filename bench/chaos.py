@@ -39,6 +39,7 @@ from bench.stack import StackOptions
 
 LEAVE_TO_WORKER_EVERY = 7  # every 7th sale the till never forwards (the page was closed)
 FIVE_LEGS_EVERY = 3  # every 3rd sale tips four recipients: five legs paid side by side
+LIGHTNING_EVERY = 5  # every 5th sale (with Lightning Address legs on) tips two of them and a Blink user
 RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
 TILL_GIVES_UP_SECONDS = 120.0
 FORWARD_ATTEMPTS = 8
@@ -63,6 +64,7 @@ class ChaosOptions:
     sales: int = 1000
     clients: int = 16
     settle_seconds: float = 240.0
+    lightning_addresses: bool = False  # sales with legs to the simulator's LNURL wallets
 
 
 @dataclass
@@ -73,7 +75,7 @@ class Stream:
     paid: list[str] = field(default_factory=list)
     forwarded_by_till: int = 0
     left_to_worker: int = 0
-    five_leg_sales: int = 0
+    sale_kinds: Counter[str] = field(default_factory=Counter)
     till_retries: Counter[str] = field(default_factory=Counter)
     next_sale: int = 0
     injected: list[str] = field(default_factory=list)
@@ -131,11 +133,10 @@ async def _forward_like_the_page(
         await asyncio.sleep(RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)])
 
 
-async def _till(stream: Stream, http: httpx.AsyncClient, targets: tuple[SaleTarget, SaleTarget]) -> None:
+async def _till(stream: Stream, http: httpx.AsyncClient, targets: Targets) -> None:
     while (number := stream.take_sale_number()) is not None:
-        five_legs = number % FIVE_LEGS_EVERY == 0
-        target = targets[five_legs]
-        stream.five_leg_sales += five_legs
+        target, kind = targets.for_sale(number)
+        stream.sale_kinds[kind] += 1
         invoice = await _with_retries(stream, "create", lambda t=target: create_invoice(http, t))
         hash_ = invoice["paymentHash"]
         await _with_retries(stream, "pay", lambda t=target, h=hash_: customer_pays(http, t, h))
@@ -175,15 +176,35 @@ async def _supervise(stack: ChaosStack, done: asyncio.Event) -> None:
         await asyncio.sleep(1.0)
 
 
-def _targets(stack: ChaosStack) -> tuple[SaleTarget, SaleTarget]:
-    """(a sale tipping the stack's two tip recipients, one tipping four: five legs)."""
+@dataclass(frozen=True)
+class Targets:
+    """The kinds of sale the tills make."""
+
+    two_legs: SaleTarget  # the base and the stack's two tip recipients
+    five_legs: SaleTarget  # the base and four tip recipients, paid side by side
+    lightning: SaleTarget | None  # the base, a Blink user and two Lightning Addresses (None: off)
+
+    def for_sale(self, number: int) -> tuple[SaleTarget, str]:
+        if self.lightning is not None and number % LIGHTNING_EVERY == 0:
+            return self.lightning, "lightning address"
+        if number % FIVE_LEGS_EVERY == 0:
+            return self.five_legs, "five legs"
+        return self.two_legs, "two tips"
+
+
+def _targets(stack: ChaosStack) -> Targets:
     assert stack.accounts is not None and stack.simulator is not None
     accounts = stack.accounts
-    two = SaleTarget(stack.service_url, stack.simulator.base_url, accounts.merchant, accounts.tipees)
-    four = SaleTarget(
-        stack.service_url, stack.simulator.base_url, accounts.merchant, (*accounts.tipees, *stack.more_tipees)
+
+    def target(tipees) -> SaleTarget:
+        return SaleTarget(stack.service_url, stack.simulator.base_url, accounts.merchant, tuple(tipees))
+
+    lightning = None
+    if stack.lightning_tipees:
+        lightning = target([accounts.tipees[0], *stack.lightning_tipees])
+    return Targets(
+        target(accounts.tipees), target([*accounts.tipees, *stack.more_tipees]), lightning
     )
-    return two, four
 
 
 async def _stream_sales(stack: ChaosStack, options: ChaosOptions) -> Stream:
@@ -224,6 +245,8 @@ def run_chaos(options: ChaosOptions, work_dir: Path | None = None) -> int:
         with ChaosStack(Path(work_dir or scratch), stack_options) as stack:
             for note in stack.notes:
                 say(f"note: {note}")
+            if options.lightning_addresses:
+                stack.open_lightning_wallets()
             say(f"streaming {options.sales} sales from {options.clients} tills, breaking things in turn:")
             began = time.monotonic()
             stream = asyncio.run(_stream_sales(stack, options))
@@ -231,7 +254,7 @@ def run_chaos(options: ChaosOptions, work_dir: Path | None = None) -> int:
             stack.sim.clear_faults()
             say(
                 f"  {len(stream.paid)} sales paid in {time.monotonic() - began:.0f} s "
-                f"({stream.five_leg_sales} with five legs); {stream.forwarded_by_till} forwarded by the "
+                f"({dict(stream.sale_kinds)}); {stream.forwarded_by_till} forwarded by the "
                 f"tills, {stream.left_to_worker} left to the worker; till retries {dict(stream.till_retries)}"
             )
             settled_in = settle(stack, stream.paid, options.settle_seconds)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from bench.chaos_stack import ChaosStack
+from bench.chaos_stack import MOODY_WALLET, ChaosStack
 from bench.proxy import FaultyProxy
 
 Action = Callable[[], str]
@@ -23,6 +23,15 @@ WHERE l.status = 'sending' AND s.claimed_by LIKE 'worker:%'
 """
 WORKER_PAYOUT_WAIT_SECONDS = 45.0
 CUT_SECONDS = 2.0
+# How the moody Lightning Address wallet misbehaves in turn, each for HOSTILE_SECONDS, at the
+# callback (its pay request stays sound, so sales to it are still taken).
+HOSTILE_MODES = (
+    {"mode": "wrong_amount"}, {"mode": "amountless"}, {"mode": "expired"},
+    {"mode": "error", "step": "callback"}, {"mode": "slow", "step": "callback", "delayMs": 8000},
+    {"mode": "not_json", "step": "callback"}, {"mode": "oversized", "step": "callback"},
+    {"mode": "redirect", "step": "callback"},
+)
+HOSTILE_SECONDS = 1.5
 STALL_SECONDS = 4.0
 
 
@@ -89,11 +98,19 @@ def schedule(stack: ChaosStack) -> list[tuple[float, str, Action]]:
         sim.fault("lnInvoicePaymentSend", "pending_then_success", count=10, delay_ms=1500)
         return "10 held PENDING then failed (refunded), 10 held PENDING then succeeded"
 
+    def hostile_wallet() -> str:
+        for mode in HOSTILE_MODES:
+            sim.update_lnurl_wallet(MOODY_WALLET, **{"step": "both", **mode})
+            time.sleep(HOSTILE_SECONDS)
+        sim.update_lnurl_wallet(MOODY_WALLET, mode="normal", step="both")
+        names = ", ".join(m["mode"] for m in HOSTILE_MODES)
+        return f"{names}, {HOSTILE_SECONDS:.1f} s each, then honest again"
+
     def clear_faults() -> str:
         sim.clear_faults()
         return ""
 
-    return [
+    steps = [
         (0.05, "Valkey SIGKILLed", valkey_crash),
         (0.12, "Postgres SIGKILLed (postmaster and backends)", postgres_sigkill),
         (0.20, "Postgres stopped (fast)", postgres_restart),
@@ -108,6 +125,10 @@ def schedule(stack: ChaosStack) -> list[tuple[float, str, Action]]:
         (0.80, "lnInvoicePaymentSend held PENDING", held_payouts),
         (0.90, "simulator faults cleared", clear_faults),
     ]
+    if stack.lightning_tipees:
+        steps.append((0.38, f"Lightning Address wallet {MOODY_WALLET} hostile at its callback",
+                      hostile_wallet))
+    return sorted(steps, key=lambda step: step[0])
 
 
 def _wait_for_worker_payouts(stack: ChaosStack) -> int:

@@ -17,6 +17,8 @@ from bench.stack import BenchStack, StackOptions
 from service.devservers import DevStackError
 
 EXTRA_TIPEES = ("bench_carol", "bench_dave")
+# Foreign wallets behind Lightning Addresses on the simulator: one stays honest, one turns hostile.
+STEADY_WALLET, MOODY_WALLET = "chaos_steady", "chaos_moody"
 
 
 class ChaosStack(BenchStack):
@@ -37,6 +39,7 @@ class ChaosStack(BenchStack):
             service_env={**options.service_env, **routed},
         ))
         self.more_tipees: tuple[dict[str, Any], ...] = ()
+        self.lightning_tipees: tuple[dict[str, Any], ...] = ()
 
     def start(self) -> None:
         self.postgres_proxy.start()
@@ -44,6 +47,12 @@ class ChaosStack(BenchStack):
         super().start()
         assert self.sim is not None
         self.more_tipees = tuple(self.sim.create_account(username=name) for name in EXTRA_TIPEES)
+
+    def open_lightning_wallets(self) -> None:
+        """Two foreign wallets whose Lightning Addresses the tills tip (as `username`s)."""
+        assert self.sim is not None
+        wallets = [self.sim.create_lnurl_wallet(name) for name in (STEADY_WALLET, MOODY_WALLET)]
+        self.lightning_tipees = tuple({"username": w["lightningAddress"]} for w in wallets)
 
     def stop(self) -> None:
         try:
