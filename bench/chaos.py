@@ -260,7 +260,9 @@ def run_chaos(options: ChaosOptions, work_dir: Path | None = None) -> int:
             settled_in = settle(stack, stream.paid, options.settle_seconds)
             say(f"  settled in {settled_in:.0f} s (bound {options.settle_seconds:.0f} s)")
             say(f"  proxies: {_proxy_line(stack)}")
-            books = check_books(stack, [*stack.accounts.tipees, *stack.more_tipees])
+            books = check_books(
+                stack, [*stack.accounts.tipees, *stack.more_tipees], list(stack.lightning_tipees)
+            )
     say(f"faults injected ({len(stream.injected)}):")
     for line in stream.injected:
         say(f"  - {line}")

@@ -33,6 +33,8 @@ class Books:
     stuck: int = 0
     fees: int = 0  # routing fees the POS wallet paid (external legs)
     kept_reserve: int = 0  # what Lightning Address legs' fee reserves left in the POS wallet
+    lightning_legs: int = 0
+    lightning_retried: int = 0  # Lightning Address legs paid only after a failed attempt
     refunded: int = 0  # payouts Blink held and then failed (refunded, paid again later)
     problems: list[str] = field(default_factory=list)
 
@@ -45,7 +47,8 @@ class Books:
         return (
             f"sales {self.sales}, forwarded {self.forwarded}, duplicated {self.duplicated}, "
             f"lost {self.lost}, stuck {self.stuck}; fees {self.fees} sats, unspent fee reserves "
-            f"{self.kept_reserve} sats, refunded payouts {self.refunded}"
+            f"{self.kept_reserve} sats, refunded payouts {self.refunded}; Lightning Address legs "
+            f"{self.lightning_legs} ({self.lightning_retried} paid after a failed attempt)"
         )
 
 
@@ -66,8 +69,9 @@ def _unsettled(split: Split | None) -> bool:
     return split is None or split.status in UNSETTLED
 
 
-def check_books(stack, tipees: list[dict]) -> Books:
-    """The simulator's ledger against the database: every customer payment is one sale."""
+def check_books(stack, tipees: list[dict], lightning_tipees: list[dict] = ()) -> Books:
+    """The simulator's ledger against the database: every customer payment is one sale.
+    `tipees` are Blink accounts; `lightning_tipees` foreign wallets ({username: address, wallet})."""
     assert stack.sim is not None and stack.accounts is not None and stack.postgres is not None
     assert stack.valkey is not None
     accounts = stack.accounts
@@ -88,6 +92,7 @@ def check_books(stack, tipees: list[dict]) -> Books:
     if held:
         books.problems.append(f"{len(held)} payouts still held PENDING at Blink")
     explained: set[str] = set()
+    received: Counter[str] = Counter()  # by Lightning Address: what its legs record as received
     with open_store(stack.postgres.url, stack.valkey.url, stack.encryption_key) as store:
         for payment in customer_payments:
             split = store.get_fresh(payment["paymentHash"])
@@ -102,6 +107,11 @@ def check_books(stack, tipees: list[dict]) -> Books:
             if verdict == "forwarded" and split.status is SplitStatus.COMPLETED:
                 books.forwarded += 1
                 books.kept_reserve += sum(_reserve_left(leg) for leg in split.legs)
+                for leg in split.legs:
+                    if leg.payout is Payout.LNURL:
+                        books.lightning_legs += 1
+                        books.lightning_retried += leg.attempts > 1
+                        received[leg.recipient.lower()] += leg.received_sats or 0
             elif verdict == "duplicated":
                 books.duplicated += 1
             else:
@@ -112,6 +122,13 @@ def check_books(stack, tipees: list[dict]) -> Books:
         books.duplicated += len(unexplained)
         books.problems.append(f"{len(unexplained)} payouts from the POS wallet belong to no leg")
     _check_conservation(stack, tipees, ledger, books)
+    for tipee in lightning_tipees:
+        balance = stack.sim.lnurl_wallet(tipee["wallet"])["balance"]
+        if balance != received[tipee["username"].lower()]:
+            books.problems.append(
+                f"{tipee['username']} holds {balance} sats, its legs record "
+                f"{received[tipee['username'].lower()]} received"
+            )
     return books
 
 

@@ -52,7 +52,9 @@ class ChaosStack(BenchStack):
         """Two foreign wallets whose Lightning Addresses the tills tip (as `username`s)."""
         assert self.sim is not None
         wallets = [self.sim.create_lnurl_wallet(name) for name in (STEADY_WALLET, MOODY_WALLET)]
-        self.lightning_tipees = tuple({"username": w["lightningAddress"]} for w in wallets)
+        self.lightning_tipees = tuple(
+            {"username": w["lightningAddress"], "wallet": w["name"]} for w in wallets
+        )
 
     def stop(self) -> None:
         try:
