@@ -2,14 +2,15 @@
 
 While the tills sell (create, the customer pays, usually forward; some sales are never forwarded
 by the till, left to the webhook and the worker; one sale in three tips four recipients, five
-legs paid side by side), in turn: Valkey is SIGKILLed; Postgres is SIGKILLed (crash recovery)
-and later stopped; a gunicorn worker is SIGKILLed; the worker process is SIGKILLed while its leg
-payouts are in flight (stored invoices, payments held by a delay fault); the app's and the
-worker's connections to Postgres and to Blink, which run through proxies the run controls
-(bench/proxy.py), are cut mid-request and stalled; the simulator makes lnInvoicePaymentSend
-time out (the payment goes through, the answer does not), fail, answer 503, and hold payments
-PENDING that later fail (refunded) or succeed. Tills retry on connection errors and 5xx as the
-POS page would.
+legs paid side by side; one in five tips a Blink user and two Lightning Addresses, foreign
+wallets on the simulator, one of which turns hostile at its callback for a while), in turn:
+Valkey is SIGKILLed; Postgres is SIGKILLed (crash recovery) and later stopped; a gunicorn worker
+is SIGKILLed; the worker process is SIGKILLed while its leg payouts are in flight (stored
+invoices, payments held by a delay fault); the app's and the worker's connections to Postgres
+and to Blink, which run through proxies the run controls (bench/proxy.py), are cut mid-request
+and stalled; the simulator makes lnInvoicePaymentSend time out (the payment goes through, the
+answer does not), fail, answer 503, and hold payments PENDING that later fail (refunded) or
+succeed. Tills retry on connection errors and 5xx as the POS page would.
 
 Then the faults are cleared, the worker gets a bounded time to settle, and the books are checked
 (bench/chaos_books.py). It prints every fault injected, then `sales N, forwarded N, duplicated 0,
@@ -64,7 +65,7 @@ class ChaosOptions:
     sales: int = 1000
     clients: int = 16
     settle_seconds: float = 240.0
-    lightning_addresses: bool = False  # sales with legs to the simulator's LNURL wallets
+    lightning_addresses: bool = True  # sales with legs to the simulator's LNURL wallets
 
 
 @dataclass
