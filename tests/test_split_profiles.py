@@ -6,6 +6,7 @@ recipients are resolved there, and the sale by profile is paid and forwarded thr
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from service.store import keys
@@ -187,7 +188,7 @@ def many(count: int) -> list[dict]:
             "invalid_tip_recipients",
         ),
         ({"name": "x", "recipients": [{"username": "no such user!"}]}, "invalid_username"),
-        ({"name": "x", "recipients": [{"username": "nobody_has_this_name"}]}, "recipient_invalid"),
+        ({"name": "x", "recipients": [{"username": "nobody_has_this_name"}]}, "unknown_tip_recipient"),
     ],
 )
 def test_every_bad_profile_is_refused_with_a_stable_code(sale_client, merchant, tipee, body, code):
@@ -234,3 +235,38 @@ def test_an_unknown_or_malformed_id_is_not_found(sale_client, merchant, tipee):
         assert [(a.status_code, a.get_json()["code"]) for a in (put, delete)] == [
             (404, "split_profile_not_found")
         ] * 2
+
+
+def test_recipients_are_checked_as_a_sale_checks_them(make_sale_app, sim, pos_account, merchant, pg_url):
+    """The sale's own planner: a Lightning Address is resolved and kept in its one spelling, an
+    unreachable one and the POS wallet itself are refused with create-invoice's codes."""
+    client = make_sale_app(lnurl_insecure_hosts=(sim.url.removeprefix("http://"),)).test_client()
+    wallet = sim.create_lnurl_wallet("profile_" + merchant["username"][-8:])
+    hostile = sim.create_lnurl_wallet("hostile_" + merchant["username"][-8:], mode="not_json")
+
+    made = create(
+        client, merchant, {"name": "Ext", "recipients": [{"username": wallet["lightningAddress"].upper()}]}
+    )
+    refused = [
+        client.post(
+            PROFILES, json={"name": "x", "recipients": [{"username": name}]}, headers=key_of(merchant)
+        )
+        for name in (hostile["lightningAddress"], pos_account["username"])
+    ]
+    sale = client.post(
+        "/api/blink/create-invoice", json=sale_body(merchant, 1000, 100, splitProfileId=made["id"])
+    )
+
+    assert made["recipients"] == [{"username": wallet["lightningAddress"], "share": 1}]
+    assert [(r.status_code, r.get_json()["code"]) for r in refused] == [
+        (400, "recipient_unreachable"),
+        (400, "tip_recipient_is_pos_wallet"),
+    ]
+    assert sale.status_code == 200, sale.get_json()
+    with psycopg.connect(pg_url) as conn:
+        legs = conn.execute(
+            "SELECT l.kind, l.recipient, l.payout FROM payment_legs l "
+            "JOIN payment_splits s ON s.id = l.split_id WHERE s.payment_hash = %s ORDER BY l.position",
+            (sale.get_json()["invoice"]["paymentHash"],),
+        ).fetchall()
+    assert legs == [("base", merchant["btcWalletId"], "blink"), ("tip", wallet["lightningAddress"], "lnurl")]

@@ -1,27 +1,33 @@
 """Split profiles (DESIGN §4, issue 15): a merchant's saved tip splits, by its key in X-API-KEY.
 
 Every verb is scoped to the caller's key fingerprints, so another merchant's profile answers
-404 exactly as an id that never existed. A profile's recipients are checked when it is saved,
-by the same resolver create-invoice uses; a sale naming the profile checks them again.
+404 exactly as an id that never existed. A profile's recipients are checked when it is saved by
+create-invoice's own PayoutPlanner (same rules, same codes); a sale naming the profile checks
+them again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, Response, jsonify
 
 from service.api.body import json_body
+from service.api.payment_errors import payment_error_response
 from service.api.profile_schemas import (
     SplitProfileListSchema,
     SplitProfileSchema,
     split_profile_request_schema,
 )
-from service.api.recipients import resolve_recipient
 from service.api.throttle import NO_STORE, accepted_merchant_key, client_address, enforce_rate_limits
+from service.blink import BlinkTimeout, BlinkUnavailable
 from service.context import services
+from service.domain.errors import PaymentError
 from service.domain.profiles import ProfileInput
-from service.errors import Conflict, NotFound
+from service.errors import BadGateway, Conflict, GatewayTimeout, NotFound
 
 profiles_blueprint = Blueprint("profiles", __name__)
+profiles_blueprint.register_error_handler(PaymentError, payment_error_response)
 
 _NOT_FOUND = ("split_profile_not_found", "You have no split profile with this id.")
 
@@ -65,7 +71,8 @@ def create_profile():
       responses:
         201: {description: The new profile, content: {application/json: {schema: SplitProfile}}}
         400: "The body broke a rule (`code`: invalid_profile_name, invalid_tip_recipients,
-          invalid_username, recipient_invalid, merchant_key_cannot_read, ...)"
+          invalid_username, unknown_tip_recipient, recipient_invalid, recipient_unreachable,
+          tip_recipient_is_pos_wallet, merchant_key_cannot_read, ...)"
         401: "unauthorized: no API key, or Blink does not accept it"
         409: "too_many_split_profiles: delete one first"
         413:
@@ -96,7 +103,8 @@ def replace_profile(profile_id: str):
       requestBody: {required: true, content: {application/json: {schema: SplitProfileRequest}}}
       responses:
         200: {description: The profile as it is now, content: {application/json: {schema: SplitProfile}}}
-        400: "The body broke a rule (`code`: invalid_profile_name, invalid_tip_recipients, ...)"
+        400: "The body broke a rule (`code`: invalid_profile_name, invalid_tip_recipients,
+          unknown_tip_recipient, recipient_unreachable, ...)"
         401: "unauthorized: no API key, or Blink does not accept it"
         404: "split_profile_not_found: none of this merchant's profiles has this id"
         413:
@@ -141,7 +149,8 @@ def delete_profile(profile_id: str):
 
 
 def _checked_request() -> tuple[tuple[str, ...], ProfileInput]:
-    """The caller's fingerprints and the body's profile, every recipient resolved."""
+    """The caller's fingerprints and the body's profile, its recipients checked as a sale checks
+    them (PayoutPlanner.check: the same spelling merged, Blink users known, addresses reachable)."""
     svc = services()
     profile = split_profile_request_schema().parse(json_body())
     fingerprints = accepted_merchant_key()
@@ -150,6 +159,10 @@ def _checked_request() -> tuple[tuple[str, ...], ProfileInput]:
         [("ip", client_address(), svc.config.rate_limit_per_ip_per_minute)],
         "Too many profile changes; wait a moment and try again.",
     )
-    for index, recipient in enumerate(profile.recipients):
-        resolve_recipient(svc.recipients, recipient.username, field=f"recipients.{index}.username")
-    return fingerprints, profile
+    try:
+        recipients = svc.payouts.check(profile.recipients, "recipients")
+    except BlinkTimeout:
+        raise GatewayTimeout("blink_timeout", "Blink did not answer in time.", {"retryable": True}) from None
+    except BlinkUnavailable:
+        raise BadGateway("blink_unavailable", "Blink is not answering.", {"retryable": True}) from None
+    return fingerprints, dataclasses.replace(profile, recipients=recipients)

@@ -1,14 +1,11 @@
 """POST /api/recipients/validate (DESIGN 4): can this recipient be paid, and how much may it take?
 
 The POS page's settings screen asks before a tip recipient is saved; create-invoice asks the same
-resolver at sale time, and a split profile's recipients are checked by it when the profile is
-saved (resolve_recipient). Each call may reach an outside server, so it is rate limited per
-client address like create-invoice.
+resolver at sale time. Each call may reach an outside server, so it is rate limited per client
+address like create-invoice.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from flask import Blueprint, jsonify, request
 
@@ -16,7 +13,7 @@ from service.api.body import json_body
 from service.blink import BlinkTimeout, BlinkUnavailable
 from service.context import services
 from service.errors import BadGateway, BadRequest, GatewayTimeout, TooManyRequests
-from service.lnurl import LnurlError, RecipientResolver, Resolution
+from service.lnurl import LnurlError
 
 recipients_blueprint = Blueprint("recipients", __name__)
 
@@ -71,20 +68,15 @@ def validate_recipient():
     if not isinstance(raw, str) or not raw.strip() or len(raw) > _MAX_RECIPIENT_CHARS:
         raise BadRequest("recipient_required", "Send the recipient to check as a non-empty string.")
     _enforce_rate_limit()
-    return jsonify(resolve_recipient(svc.recipients, raw).as_json())
-
-
-def resolve_recipient(resolver: RecipientResolver, raw: str, **details: Any) -> Resolution:
-    """The resolver's answer, its refusals as API errors: 400 with the resolver's code and
-    details.reason (plus details given), 502/504 when Blink cannot be asked."""
     try:
-        return resolver.resolve(raw)
+        resolution = svc.recipients.resolve(raw)
     except LnurlError as error:
-        raise BadRequest(error.code, error.message, {"reason": error.reason, **details}) from None
+        raise BadRequest(error.code, error.message, {"reason": error.reason}) from None
     except BlinkTimeout:
         raise GatewayTimeout("blink_timeout", "Blink did not answer in time.", {"retryable": True}) from None
     except BlinkUnavailable:
         raise BadGateway("blink_unavailable", "Blink is not answering.", {"retryable": True}) from None
+    return jsonify(resolution.as_json())
 
 
 def _enforce_rate_limit() -> None:
