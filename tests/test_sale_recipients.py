@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from fractions import Fraction
 
 import psycopg
 import pytest
 
+from service.domain.errors import RecipientRefused, UnknownTipRecipient
+from service.domain.model import TipRecipient
 from tests.fixtures.payments import sale_body
 
 URL = "/api/blink/create-invoice"
@@ -237,3 +240,27 @@ def test_the_merchant_sees_how_each_leg_is_paid_and_the_public_sees_no_address(l
     public = lnurl_client.get(path)
     assert wallet["name"] not in public.get_data(as_text=True)
     assert all("payout" not in leg and "recipient" not in leg for leg in public.get_json()["legs"])
+
+
+def test_saved_recipients_are_checked_merged_and_normalised_by_the_same_planner(make_sale_app, sim, tipee):
+    wallet = sim.create_lnurl_wallet(new_name())
+    blink_tipee = tipee()
+    app = make_sale_app(lnurl_insecure_hosts=(sim_host(sim),))
+    planner = app.extensions["blinkpos"].payouts
+    checked = planner.check(
+        [
+            TipRecipient(wallet["lightningAddress"].upper(), Fraction(1)),
+            TipRecipient(blink_tipee["username"] + "@blink.sv", Fraction(2)),
+            TipRecipient(wallet["lnurl"], Fraction(3)),
+        ]
+    )
+    assert checked == (
+        TipRecipient(wallet["lightningAddress"], Fraction(4)),
+        TipRecipient(blink_tipee["username"], Fraction(2)),
+    )
+    with pytest.raises(RecipientRefused) as refused:
+        planner.check([TipRecipient(f"gone@{sim_host(sim)}", Fraction(1))])
+    assert refused.value.code == "recipient_invalid"
+    assert refused.value.details["recipient"] == f"gone@{sim_host(sim)}"
+    with pytest.raises(UnknownTipRecipient):
+        planner.check([TipRecipient("nobody_here_at_all", Fraction(1))])
