@@ -192,6 +192,12 @@ def test_not_json_is_unreachable(server):
     assert unreachable_reason(fetcher_for(server), server.base + "/html") == "not_json"
 
 
+def test_json_nested_deeper_than_the_parser_goes_is_not_json(server):
+    # Well inside the size cap, yet deep enough to exhaust the decoder's recursion limit.
+    server.reply("/deep", Reply(body=b"[" * 50_000))
+    assert unreachable_reason(fetcher_for(server), server.base + "/deep") == "not_json"
+
+
 def test_nothing_listening_is_a_network_error(server):
     port = server.port
     server.stop()

@@ -98,6 +98,15 @@ def test_error_status_from_the_wallet_is_400_with_its_reason(app_with, server):
     assert "no such user" in answer.get_json()["error"]
 
 
+def test_a_server_answering_json_nested_too_deep_is_400_not_500(app_with, server):
+    server.reply("/.well-known/lnurlp/deep", Reply(body=b"[" * 50_000))
+    client = app_with(lnurl_insecure_hosts=(server.host_port,)).test_client()
+    answer = client.post(URL, json={"recipient": f"deep@{server.host_port}"})
+    assert answer.status_code == 400
+    assert answer.get_json()["code"] == "recipient_unreachable"
+    assert answer.get_json()["details"]["reason"] == "not_json"
+
+
 def test_checks_are_rate_limited_per_client_address(app_with, server):
     address = server.pay_wallet("busy")
     wait_for_a_fresh_rate_window()

@@ -254,7 +254,7 @@ def _remaining(deadline: float) -> float:
 def _decode_json(body: bytes, status: int) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise _unreachable(f"the LNURL server's answer is not JSON (HTTP {status})", "not_json") from None
 
 
