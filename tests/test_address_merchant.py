@@ -8,6 +8,8 @@ import secrets
 import psycopg
 import pytest
 
+from tests.fixtures.payments import wait_for_a_fresh_rate_window
+
 URL = "/api/blink/create-invoice"
 
 
@@ -149,6 +151,20 @@ def test_the_per_merchant_rate_limit_keys_on_the_address(make_sale_app, sim):
     statuses = [client.post(URL, json=address_sale(s, 300)).status_code for s in spellings]
     assert statuses == [200, 200, 429]
     assert client.post(URL, json=address_sale(other["lightningAddress"], 300)).status_code == 200
+
+
+def test_strangers_naming_a_merchants_address_cannot_lock_the_merchant_out(make_sale_app, sim):
+    # Nothing proves who owns an address, so anyone may name it; a stranger's flood of sales to
+    # it must not use up the merchant's own allowance.
+    wallet = sim.create_lnurl_wallet(new_name())
+    app = make_sale_app(lnurl_insecure_hosts=(sim_host(sim),), rate_limit_per_wallet_per_minute=2)
+    stranger, shop = app.test_client(), app.test_client()
+    stranger.environ_base["REMOTE_ADDR"] = "203.0.113.7"
+    shop.environ_base["REMOTE_ADDR"] = "198.51.100.20"
+    wait_for_a_fresh_rate_window()
+    sale = address_sale(wallet["lightningAddress"], 300)
+    assert [stranger.post(URL, json=sale).status_code for _ in range(3)] == [200, 200, 429]
+    assert shop.post(URL, json=sale).status_code == 200
 
 
 def test_payment_status_of_an_address_sale_names_no_address_even_to_a_key(client, sim, merchant):

@@ -94,7 +94,7 @@ def create_invoice():
         split = svc.invoices.create(
             sale,
             admit_wallet=lambda identity: _limit_invoices(
-                "wallet", identity, svc.config.rate_limit_per_wallet_per_minute
+                "wallet", _merchant_bucket(sale, identity), svc.config.rate_limit_per_wallet_per_minute
             ),
         )
     except _KEY_CHECK_FAILURES:
@@ -235,6 +235,15 @@ def _with_profile_recipients(sale: InvoiceRequest) -> InvoiceRequest:
             details={"splitProfileId": sale.split_profile_id},
         )
     return dataclasses.replace(sale, tip_recipients=profile.recipients)
+
+
+def _merchant_bucket(sale: InvoiceRequest, identity: str) -> str:
+    """A keyed merchant's allowance is its wallet's, spent only by whoever holds the key. Anyone
+    may name a payout address, so its allowance is per client address too: a stranger's flood
+    spends the stranger's share, never the merchant's own."""
+    if sale.merchant_payout_address is None:
+        return identity
+    return f"{identity} from {client_address()}"
 
 
 def _limit_invoices(scope: str, identity: str, limit: int) -> None:
