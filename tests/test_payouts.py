@@ -148,6 +148,22 @@ def test_retries_are_rate_limited_per_sale(make_sale_app, sim, merchant, tipee):
     assert int(second.headers["Retry-After"]) >= 1
 
 
+def test_another_merchants_retries_of_a_sale_do_not_use_up_its_merchants_allowance(
+    make_sale_app, sim, merchant, tipee
+):
+    app = make_sale_app(
+        leg_max_attempts=1, forward_leg_concurrency=1, rate_limit_forward_per_hash_per_minute=1
+    )
+    client, other = app.test_client(), sim.create_account(balance=0)
+    payment_hash = sale(client, sim, merchant, [tipee()], fail=True)
+    sale(client, sim, other, [tipee()], fail=False)  # a key that made a sale here
+
+    meddling = [client.post(f"/api/payouts/{payment_hash}/retry", headers=key_of(other)) for _ in range(2)]
+    assert [answer.status_code for answer in meddling] == [404, 404]
+    own = client.post(f"/api/payouts/{payment_hash}/retry", headers=key_of(merchant))
+    assert own.status_code == 202, own.get_json()
+
+
 def test_the_log_pages_by_keyset_without_gaps_or_repeats(app, sim, merchant, tipee):
     client = app.test_client()
     hashes = [sale(client, sim, merchant, [tipee(), tipee()], fail=False) for _ in range(3)]

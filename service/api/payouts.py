@@ -122,17 +122,12 @@ def retry_payout(payment_hash: str):
     svc = services()
     _reports, fingerprints = merchant_of_request()
     payment_hash = parse.payment_hash_path_schema().parse({"payment_hash": payment_hash})
-    enforce_rate_limits(
-        "payout-retry",
-        [
-            ("ip", client_address(), svc.config.rate_limit_forward_per_ip_per_minute),
-            ("payment-hash", payment_hash, svc.config.rate_limit_forward_per_hash_per_minute),
-        ],
-        "Too many retries; wait a moment and try again.",
-    )
+    _limit_retries("ip", client_address(), svc.config.rate_limit_forward_per_ip_per_minute)
     split = svc.store.get_fresh(payment_hash)
     if split is None or split.merchant_key_fingerprint not in fingerprints:
         raise NotFound("split_not_found", "None of your sales has this payment hash.")
+    # Counted only once the sale is the caller's: another merchant's tries never use it up.
+    _limit_retries("payment-hash", payment_hash, svc.config.rate_limit_forward_per_hash_per_minute)
     legs_reset = None
     if split.status is SplitStatus.FAILED:
         legs_reset = svc.store.reset_for_retry(
@@ -147,3 +142,8 @@ def retry_payout(payment_hash: str):
         )
     answer = {"payment_hash": payment_hash, "status": str(SplitStatus.FORWARDING), "legs_reset": legs_reset}
     return jsonify(RetryAcceptedSchema().dump(answer)), 202, NO_STORE
+
+
+def _limit_retries(scope: str, identity: str, limit: int) -> None:
+    message = "Too many retries; wait a moment and try again."
+    enforce_rate_limits("payout-retry", [(scope, identity, limit)], message)
