@@ -221,3 +221,36 @@ def test_a_fee_raised_between_probe_and_payment_closes_the_leg_within_its_sats(
     assert move["feeSats"] == 20
     assert (leg.status, leg.received_sats, leg.fee_sats) == (LegStatus.SUCCEEDED, 990, 10)
     assert "lnurl_fee_above_reserve_paid" in caplog.messages
+
+
+def test_an_invoice_the_pos_wallet_already_paid_for_another_leg_never_closes_a_second_leg(
+    make_sale_app, lnurl_sim, pos_account
+):
+    # Some LNURL servers hand out one invoice per amount for a while. Two sales tipping the same
+    # sats to the same address then get the same invoice: one payment must not count as two.
+    cached: dict[int, str] = {}
+
+    def one_invoice_per_amount(msat: int) -> str:
+        return cached.setdefault(msat, make_invoice(msat))
+
+    with running_server() as server:
+        address = server.pay_wallet("cache", invoice=one_invoice_per_amount)
+        app = make_sale_app(lnurl_insecure_hosts=(lnurl_sim.url.removeprefix("http://"), server.host_port))
+        first = paid_sale(app, lnurl_sim, pos_account, [tip_to(address, 1000)])
+        forward(app, first)
+        second = paid_sale(app, lnurl_sim, pos_account, [tip_to(address, 1000)])
+        with pytest.raises(ForwardingIncomplete):
+            forward(app, second)
+        [first_leg], [second_leg] = fresh(app, first).legs, fresh(app, second).legs
+        assert first_leg.status is LegStatus.SUCCEEDED
+        assert second_leg.status is LegStatus.FAILED and second_leg.payment_hash is None
+        assert second_leg.last_error.startswith("invoice_reused:")
+        assert outgoing_from(lnurl_sim, pos_account["btcWalletId"])[first_leg.payment_hash] == 1
+
+        cached.clear()  # the server hands out a fresh invoice again: the second leg is paid once
+        time.sleep(1.1)  # the leg's first backoff
+        forward(app, second)
+
+    [second_leg] = fresh(app, second).legs
+    assert second_leg.status is LegStatus.SUCCEEDED and second_leg.payment_hash != first_leg.payment_hash
+    assert outgoing_from(lnurl_sim, pos_account["btcWalletId"])[second_leg.payment_hash] == 1

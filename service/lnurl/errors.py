@@ -15,6 +15,7 @@ INVOICE_AMOUNT_MISMATCH = "invoice_amount_mismatch"
 INVOICE_AMOUNTLESS = "invoice_amountless"
 INVOICE_WRONG_NETWORK = "invoice_wrong_network"
 INVOICE_EXPIRED = "invoice_expired"
+INVOICE_REUSED = "invoice_reused"
 
 _MAX_REMOTE_TEXT = 200
 

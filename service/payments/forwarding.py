@@ -39,7 +39,8 @@ from service.domain.errors import (
     UpstreamUnavailable,
 )
 from service.domain.model import Leg, LegInvoice, LegKind, LegStatus, Payout, Split, SplitStatus
-from service.lnurl import LnurlError
+from service.lnurl import InvoiceRejected, LnurlError
+from service.lnurl.errors import INVOICE_REUSED
 from service.payments import memos
 from service.payments.lnurl_legs import LegPending, LnurlLegs
 from service.payments.parallel import run_each
@@ -251,6 +252,13 @@ class Forwarder:
             else:
                 self._record_leg_failure(leg, invoice, leg.attempts + 1)
                 errors.append(invoice)
+        for leg in self._reusing_legs(fresh, invoices):
+            del invoices[leg.id]
+            reused = InvoiceRejected(
+                INVOICE_REUSED, "the recipient's server handed out an invoice stored for another payout"
+            )
+            self._record_leg_failure(leg, reused, leg.attempts + 1)
+            errors.append(reused)
         ready = [leg.id for leg in legs if leg.payment_request is not None or leg.id in invoices]
         # One transaction commits the new invoices and marks the legs sending before any is
         # paid; a leg another holder invoiced first comes back with that (stored) invoice.
@@ -269,6 +277,22 @@ class Forwarder:
             else:
                 errors.append(error)
         return paid, errors
+
+    def _reusing_legs(self, fresh: list[Leg], invoices: dict[int, LegInvoice]) -> list[Leg]:
+        """The LNURL legs whose new invoice another leg (of any sale) already stores, or an earlier
+        leg of this batch got too: paying it once must never close two legs (some servers hand
+        out one invoice per amount for a while). Blink makes each Blink leg's invoice anew."""
+        lnurl = [leg for leg in fresh if leg.id in invoices and leg.payout == Payout.LNURL]
+        if not lnurl:
+            return []
+        holders = self._store.legs_holding_invoices({invoices[leg.id].payment_hash for leg in lnurl})
+        reusing, taken = [], set()
+        for leg in lnurl:
+            payment_hash = invoices[leg.id].payment_hash
+            if holders.get(payment_hash, set()) - {leg.id} or payment_hash in taken:
+                reusing.append(leg)
+            taken.add(payment_hash)
+        return reusing
 
     def _without_unpayable_invoice(self, leg: Leg) -> Leg:
         """An LNURL leg whose stored invoice provably cannot be paid any more, without it: this

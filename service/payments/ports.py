@@ -7,7 +7,7 @@ named here, and from there to its statement in sql/queries/. This layer never im
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -59,3 +59,4 @@ class ForwardingStore(Protocol):
     ) -> list[Leg]: ...
     def mark_leg_failed(self, leg_id: int, error: str, next_attempt_at: datetime | None) -> Leg | None: ...
     def discard_expired_leg_invoice(self, leg_id: int, payment_hash: str) -> Leg | None: ...
+    def legs_holding_invoices(self, payment_hashes: Collection[str]) -> dict[str, set[int]]: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -348,6 +348,15 @@ class SplitStore:
     def discard_expired_leg_invoice(self, leg_id: int, payment_hash: str) -> Leg | None:
         """Forgets a leg invoice Blink reports EXPIRED, so the next attempt invoices afresh."""
         return self._leg_change(self.q.discard_expired_leg_invoice, leg_id=leg_id, payment_hash=payment_hash)
+
+    def legs_holding_invoices(self, payment_hashes: Collection[str]) -> dict[str, set[int]]:
+        """{payment hash: ids of the legs that store that invoice}, for the hashes some leg stores."""
+        with self.db.connection() as conn:
+            rows = self.q.select_legs_holding_invoices.all(conn, hashes=list(payment_hashes))
+        holders: dict[str, set[int]] = {}
+        for row in rows:
+            holders.setdefault(row["payment_hash"], set()).add(row["id"])
+        return holders
 
     def _leg_change(self, statement: Any, **params: Any) -> Leg | None:
         with self.db.connection() as conn:

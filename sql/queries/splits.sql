@@ -169,6 +169,10 @@ WITH leg AS (
 SELECT leg.*, s.payment_hash AS split_payment_hash
 FROM leg JOIN payment_splits s ON s.id = leg.split_id
 
+-- name: select_legs_holding_invoices
+-- The legs (any split) that store one of these invoices (hashes: an array of payment hashes).
+SELECT id, payment_hash FROM payment_legs WHERE payment_hash = ANY(%(hashes)s)
+
 -- name: select_split_events
 -- The audit trail of one split, oldest first.
 SELECT e.id, e.leg_id, e.event_type, e.data, e.created_at
