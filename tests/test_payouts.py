@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from service.worker import Worker
@@ -209,3 +211,26 @@ def test_the_log_needs_a_merchants_key(app, sim):
         for path in (PAYOUTS, f"{PAYOUTS}.csv"):
             answer = app.test_client().get(path, headers=headers)
             assert (answer.status_code, answer.get_json()["code"]) == (401, "unauthorized")
+
+
+def test_without_dates_the_log_looks_back_far_enough_to_show_last_weeks_stuck_tip(
+    app, sim, merchant, tipee, clean_db
+):
+    client = app.test_client()
+    stuck = sale(client, sim, merchant, [tipee(), tipee()], fail=True)
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE payment_splits SET created_at = created_at - interval '10 days' WHERE payment_hash = %s",
+            (stuck,),
+        )
+
+    by_default = client.get(PAYOUTS, query_string={"status": "failed"}, headers=key_of(merchant)).get_json()
+    today = datetime.now(UTC).date().isoformat()
+    today_only = client.get(
+        PAYOUTS, query_string={"status": "failed", "from": today}, headers=key_of(merchant)
+    ).get_json()
+    as_csv = client.get(f"{PAYOUTS}.csv", query_string={"status": "failed"}, headers=key_of(merchant))
+
+    assert [p["paymentHash"] for p in by_default["payouts"]] == [stuck]
+    assert today_only["payouts"] == []
+    assert stuck in as_csv.get_data(as_text=True)

@@ -22,6 +22,10 @@ from service.reports.payouts import PayoutLog, local_payout, parse_payout_query
 from service.reports.payouts_csv import payouts_csv_chunks
 from service.reports.period import parse_period
 
+# Without `from`, the log looks back this many days: a tip stuck since last week must show up
+# when the merchant simply asks for failed payouts.
+DEFAULT_LOOKBACK_DAYS = 90
+
 payouts_blueprint = Blueprint("payouts", __name__)
 payouts_blueprint.register_error_handler(ReportError, report_error)
 
@@ -39,7 +43,8 @@ def payout_log():
            description: "The merchant's Blink API key (the one its sales were made with)"}
         - {in: query, name: status, schema: {type: string, enum: [all, open, failed], default: all},
            description: "open: not yet delivered; failed: the last attempt failed"}
-        - {in: query, name: from, schema: {type: string, format: date}, description: "First day of sales"}
+        - {in: query, name: from, schema: {type: string, format: date},
+           description: "First day of sales (default: 89 days before `to`)"}
         - {in: query, name: to, schema: {type: string, format: date}, description: "Last day (default today)"}
         - {in: query, name: tz, schema: {type: string, default: UTC}}
         - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 500, default: 100}}
@@ -54,7 +59,7 @@ def payout_log():
     """
     svc = services()
     _reports, fingerprints = merchant_of_request()
-    period = parse_period(request.args, utc_now)
+    period = parse_period(request.args, utc_now, default_days=DEFAULT_LOOKBACK_DAYS)
     query = parse_payout_query(request.args)
     rows, next_cursor = PayoutLog(svc.db).page(fingerprints, period, query)
     answer = {
@@ -92,7 +97,7 @@ def payout_log_csv():
     """
     svc = services()
     _reports, fingerprints = merchant_of_request()
-    period = parse_period(request.args, utc_now)
+    period = parse_period(request.args, utc_now, default_days=DEFAULT_LOOKBACK_DAYS)
     status = parse_payout_query({"status": request.args.get("status", "")}).status
     pages = PayoutLog(svc.db).pages(fingerprints, period, status)
     return csv_download("payouts", period, pages, lambda every_page: payouts_csv_chunks(every_page, period))

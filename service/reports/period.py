@@ -93,17 +93,20 @@ class ReportPeriod:
         }
 
 
-def parse_period(args: Mapping[str, str], now: Callable[[], datetime]) -> ReportPeriod:
+def parse_period(
+    args: Mapping[str, str], now: Callable[[], datetime], *, default_days: int = 1
+) -> ReportPeriod:
     """`from`, `to` (YYYY-MM-DD, inclusive) and `tz` from query arguments.
 
-    Both dates default to today in the zone; `to` alone means that single day; `from` alone
-    runs to today. At most MAX_RANGE_DAYS days.
+    `to` defaults to today in the zone; without `from` the period is the default_days days
+    ending at `to` (one day: today, or `to` alone); `from` alone runs to today. At most
+    MAX_RANGE_DAYS days.
     """
     zone = parse_zone(args.get("tz"))
     today = now().astimezone(zone).date()
     from_text, to_text = args.get("from"), args.get("to")
     last_day = _parse_day("to", to_text) if to_text else today
-    first_day = _parse_day("from", from_text) if from_text else last_day
+    first_day = _parse_day("from", from_text) if from_text else last_day - timedelta(days=default_days - 1)
     if first_day > last_day:
         details = {"from": first_day.isoformat(), "to": last_day.isoformat()}
         raise InvalidDate("from must not be after to", details)
