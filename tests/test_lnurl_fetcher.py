@@ -198,6 +198,17 @@ def test_json_nested_deeper_than_the_parser_goes_is_not_json(server):
     assert unreachable_reason(fetcher_for(server), server.base + "/deep") == "not_json"
 
 
+@pytest.mark.parametrize("location", ["http://[::1", "https://[not-an-address]/x"])
+def test_a_redirect_to_a_url_that_does_not_parse_is_refused(server, location):
+    server.reply("/moved", Reply(302, b"", headers={"Location": location}))
+    assert unreachable_reason(fetcher_for(server), server.base + "/moved") == "redirect"
+
+
+def test_a_url_with_a_broken_ipv6_host_is_a_bad_url():
+    # A pay request's callback is any string its server wrote.
+    assert unreachable_reason(SafeFetcher(timeout_seconds=1.0), "https://[::1/callback") == "bad_url"
+
+
 def test_nothing_listening_is_a_network_error(server):
     port = server.port
     server.stop()

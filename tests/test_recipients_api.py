@@ -107,6 +107,15 @@ def test_a_server_answering_json_nested_too_deep_is_400_not_500(app_with, server
     assert answer.get_json()["details"]["reason"] == "not_json"
 
 
+def test_a_server_redirecting_to_a_url_that_does_not_parse_is_400_not_500(app_with, server):
+    server.reply("/.well-known/lnurlp/moved", Reply(302, b"", headers={"Location": "http://[::1"}))
+    client = app_with(lnurl_insecure_hosts=(server.host_port,)).test_client()
+    answer = client.post(URL, json={"recipient": f"moved@{server.host_port}"})
+    assert answer.status_code == 400
+    assert answer.get_json()["code"] == "recipient_unreachable"
+    assert answer.get_json()["details"]["reason"] == "redirect"
+
+
 def test_checks_are_rate_limited_per_client_address(app_with, server):
     address = server.pay_wallet("busy")
     wait_for_a_fresh_rate_window()

@@ -113,15 +113,18 @@ class SafeFetcher:
             status, location, body = self._exchange(url, deadline)
             if location is None:
                 return Fetched(status, _decode_json(body, status), url)
-            target = urljoin(url, location)
+            try:
+                target = urljoin(url, location)
+            except ValueError:  # a malformed IPv6 host, say: it leads nowhere we may go
+                target = ""
             if _origin(target) != origin:
                 raise _unreachable("the LNURL server redirected to another host", "redirect")
             url = target
         raise _unreachable("the LNURL server redirected too many times", "redirect")
 
     def _exchange(self, url: str, deadline: float) -> tuple[int, str | None, bytes]:
-        parts = urlsplit(url)
         try:
+            parts = urlsplit(url)  # raises on a malformed IPv6 host
             host, port = parts.hostname, parts.port
         except ValueError:
             raise _unreachable("the LNURL server's URL is not valid", "bad_url") from None
@@ -235,11 +238,12 @@ def _host_key(host: str, port: int) -> str:
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
+    """(scheme, host, port); a URL that does not parse has an origin no other URL shares."""
     try:
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        port = -1
+        return "", "", -1
     scheme = parts.scheme.lower()
     return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
 
