@@ -95,11 +95,17 @@ def banner(stack: Stack) -> list[str]:
         f"-d '{sale}' | {take_hash})",
         f"  curl -s -X POST {simulator}/sim/invoices/$hash/pay",
         f"  curl -s {base}/api/payment-status/$hash",
+        "forward it as the POS page does (a repeat answers alreadyProcessed: true):",
+        f"  curl -s {base}/api/blink/forward-with-tips -H 'Content-Type: application/json' "
+        "-d '{\"paymentHash\": \"'$hash'\"}'",
         *(
             [
-                f"the same sale with its tip to a Lightning Address ({address}, a wallet outside Blink):",
+                f"the same sale with its tip to a Lightning Address ({address}, a wallet outside Blink),",
+                "paid, then seen with the merchant's key (the leg's receivedSats and routing feeSats):",
                 f"  ln_hash=$(curl -s {base}/api/blink/create-invoice -H 'Content-Type: application/json' "
                 f"-d '{address_sale}' | {take_hash})",
+                f"  curl -s -X POST {simulator}/sim/invoices/$ln_hash/pay",
+                f"  curl -s {base}/api/payment-status/$ln_hash -H 'X-API-KEY: {merchant['apiKey']}'",
             ]
             if address
             else []

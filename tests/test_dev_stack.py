@@ -1,7 +1,8 @@
 """README's run command as a newcomer meets it: `python -m service dev`, stopped with Ctrl-C and
 started again on the same data; the banner's curls make and pay a sale that the webhook and the
-worker forward by themselves, and make one whose tip goes to a Lightning Address; `.dev/env` lets
-the operator commands reach the running stack."""
+worker forward by themselves, the forward-with-tips curl answers alreadyProcessed, and a sale whose
+tip goes to a Lightning Address is paid there less the fee; `.dev/env` lets the operator commands
+reach the running stack."""
 
 from __future__ import annotations
 
@@ -50,8 +51,11 @@ class DevRun:
     def output(self) -> str:
         return self.log_path.read_text()
 
-    def banner_line(self, start: str) -> str:
-        return next(line for line in self.output().splitlines() if line.strip().startswith(start))
+    def banner_line(self, start: str, containing: str = "") -> str:
+        return next(
+            line for line in self.output().splitlines()
+            if line.strip().startswith(start) and containing in line
+        )
 
     def ctrl_c(self) -> str:
         """What a terminal's Ctrl-C does: SIGINT to the whole foreground process group."""
@@ -128,16 +132,35 @@ def test_dev_restarts_on_its_data_and_the_banner_sale_is_forwarded_by_itself(
             assert time.monotonic() < deadline, status
             time.sleep(0.5)
         assert [leg["status"] for leg in status["legs"]] == ["succeeded", "succeeded"]
+        forward = second.banner_line("curl -s http", "forward-with-tips")
+        forwarded = subprocess.run(["bash", "-c", f"hash={payment_hash}; {forward}"],
+                                   capture_output=True, text=True, timeout=60)
+        assert json.loads(forwarded.stdout)["details"]["alreadyProcessed"] is True, forwarded.stdout
 
-        # The banner's sale whose tip goes to the simulator's Lightning Address wallet is accepted:
-        # the address resolves at sale time through LNURL_INSECURE_HOSTS.
+        # The banner's sale whose tip goes to the simulator's Lightning Address wallet resolves at
+        # sale time through LNURL_INSECURE_HOSTS; paid, its tip reaches the address less the fee.
         address_sale = second.banner_line("ln_hash=$(curl")
-        made = subprocess.run(["bash", "-c", f"set -e; {address_sale}; echo \"$ln_hash\""],
-                              capture_output=True, text=True, timeout=60)
+        address_pay = second.banner_line("curl -s -X POST", "$ln_hash")
+        address_status_curl = second.banner_line("curl -s http", "$ln_hash")
+        made = subprocess.run(
+            ["bash", "-c", f"set -e; {address_sale}; {address_pay}; echo; echo \"$ln_hash\""],
+            capture_output=True, text=True, timeout=60,
+        )
         assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout.splitlines()[0])["status"] == "PAID"
         address_hash = made.stdout.split()[-1]
-        address_status = requests.get(status_url.replace(payment_hash, address_hash), timeout=5).json()
-        assert [leg["kind"] for leg in address_status["legs"]] == ["base", "tip"]
+        deadline = time.monotonic() + 30
+        while True:
+            shown = subprocess.run(["bash", "-c", f"ln_hash={address_hash}; {address_status_curl}"],
+                                   capture_output=True, text=True, timeout=60)
+            address_status = json.loads(shown.stdout)
+            if address_status["status"] == "completed":
+                break
+            assert time.monotonic() < deadline, address_status
+            time.sleep(0.5)
+        tip = address_status["legs"][1]
+        assert (tip["kind"], tip["payout"], tip["status"]) == ("tip", "lnurl", "succeeded")
+        assert tip["receivedSats"] == 97 and tip["feeSats"] <= 3, tip
 
         operator = subprocess.run(
             ["bash", "-c", f"set -a; . {dev_dir / 'env'}; set +a; "
