@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 import schemathesis
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask, jsonify
 
 from service.api.openapi import IMPLICIT_METHODS, OPENAPI_PATH, build_document, document_for
+from service.reports.payouts_csv import COLUMNS as PAYOUT_COLUMNS
+from service.reports.sales_csv import COLUMNS as SALES_COLUMNS
 
 werkzeug_rule_to_openapi_path = FlaskPlugin.flaskpath2openapi
 
@@ -141,3 +145,26 @@ def test_werkzeug_rules_become_openapi_paths() -> None:
     )
     assert werkzeug_rule_to_openapi_path("/a/<string:x>/b/<int:y>") == "/a/{x}/b/{y}"
     assert werkzeug_rule_to_openapi_path("/livez") == "/livez"
+
+
+def test_every_operation_taking_a_merchant_key_documents_the_failed_key_throttle(app: Flask) -> None:
+    # Too many wrong keys from one address make every key-authenticated endpoint answer 429
+    # (tests/test_probing_holes.py); a client reading the document must expect it.
+    keyed = {
+        f"{method} {path}": operation["responses"]
+        for path, method, operation in operations(build_document(app))
+        if any(p["in"] == "header" and p["name"] == "X-API-KEY" for p in operation.get("parameters", []))
+    }
+    assert "get /api/reports/summary" in keyed
+    assert [name for name, responses in keyed.items() if "429" not in responses] == []
+    assert "too_many_failed_attempts" in keyed["get /api/reports/tips"]["429"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("path", "columns"),
+    [("/api/reports/sales.csv", SALES_COLUMNS), ("/api/reports/payouts.csv", PAYOUT_COLUMNS)],
+)
+def test_csv_reports_name_every_column_in_order(app: Flask, path: str, columns: tuple[str, ...]) -> None:
+    description = build_document(app)["paths"][path]["get"]["responses"]["200"]["description"]
+    named = re.findall(r"[a-z_]+", description.split(":", 1)[1])
+    assert [name for name in named if name in columns] == list(columns)

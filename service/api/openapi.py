@@ -42,7 +42,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     409: "invoice_not_paid, or forwarding_in_progress (another call holds the claim)",
     413: "payload_too_large: the body is over 64 KiB",
     415: "unsupported_media_type: send Content-Type application/json",
-    429: "rate_limited: too many invoices; retry after `Retry-After` seconds",
+    429: "rate_limited (too many requests from this client, for this wallet or this sale), or "
+    "too_many_failed_attempts (too many wrong API keys from this address); retry after `Retry-After` seconds",
     500: "internal_error: an unexpected failure (logged on the server, never detailed here)",
     502: "Blink rejected the request or could not be reached (`details.retryable`)",
     503: "database_unavailable: Postgres is down; retry after `Retry-After` seconds",

@@ -75,6 +75,7 @@ def summary():
         200: {description: The summary, content: {application/json: {schema: ReportSummary}}}
         400: "invalid_date, invalid_timezone or range_too_large (over 366 days)"
         401: "unauthorized: missing or unknown API key"
+        429:
         503:
     """
     reports, fingerprints, period = _merchant_request()
@@ -97,6 +98,7 @@ def tips():
         200: {description: The tips report, content: {application/json: {schema: TipsReport}}}
         400: "invalid_date, invalid_timezone or range_too_large"
         401: "unauthorized: missing or unknown API key"
+        429:
         503:
     """
     reports, fingerprints, period = _merchant_request()
@@ -119,10 +121,11 @@ def sales_csv():
         200:
           description: "Columns: created_at, payment_hash, status, invoice_sats, base_sats, tip_sats,
             tip_percent, display_currency, base_amount_display, tip_amount_display, wallet_id,
-            tip_recipients (user=sats;...), memo, paid_at, forwarded_at"
+            tip_recipients (user=sats;...), fee_sats, memo, paid_at, forwarded_at"
           content: {text/csv: {schema: {type: string}}}
         400: "invalid_date, invalid_timezone or range_too_large"
         401: "unauthorized: missing or unknown API key"
+        429:
         503:
     """
     reports, fingerprints, period = _merchant_request()
