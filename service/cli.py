@@ -19,6 +19,7 @@ and exits with a documented status (README, Commands):
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -193,6 +194,12 @@ def run_splits_retry(args: argparse.Namespace) -> int:
     from service.domain.errors import PaymentError
 
     payment_hash = args.payment_hash.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", payment_hash):
+        return fail(
+            f"{args.payment_hash!r} is not a payment hash: give its 64 hexadecimal characters "
+            "(`python -m service splits failed` lists them)",
+            CONFIG_ERROR_EXIT_STATUS,
+        )
     # Without --now the worker does the forwarding: the command needs no Blink settings.
     services = _open_services(None if args.now else NEEDS_STORE)
     try:

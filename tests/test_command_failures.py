@@ -103,3 +103,12 @@ def test_a_bad_setting_is_one_line_and_exit_2() -> None:
     result = run(["-m", "service", "splits", "failed"], DATABASE_URL="mysql://nope")
     assert result.returncode == EXIT_CONFIG
     assert "DATABASE_URL" in one_line(result)
+
+
+@pytest.mark.parametrize("payment_hash", ["abc", "zz" * 32, "ab" * 33])
+def test_retry_of_something_that_is_not_a_payment_hash_is_bad_usage(payment_hash: str) -> None:
+    # A typo is the caller's, not "unknown split": exit 2, before any setting or server is needed.
+    result = run(["-m", "service", "splits", "retry", payment_hash])
+    assert result.returncode == EXIT_CONFIG
+    line = one_line(result)
+    assert payment_hash in line and "64 hexadecimal" in line
