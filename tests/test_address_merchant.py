@@ -142,6 +142,17 @@ def test_an_unfit_merchant_address_refuses_the_sale_naming_it(client, sim, pg_ur
         assert conn.execute("SELECT count(*) FROM payment_splits").fetchone()[0] == 0
 
 
+def test_a_merchant_address_naming_no_blink_user_says_so_without_calling_it_a_tip(client, pg_url):
+    # A newcomer's slip: a bare name where the address belongs is read as a Blink username.
+    missing = new_name()
+    response = client.post(URL, json=address_sale(missing, 500))
+    assert response.status_code == 400
+    payload = response.get_json()
+    assert payload["code"] == "unknown_tip_recipient"
+    assert payload["details"] == {"username": missing, "field": "merchantLightningAddress"}
+    assert payload["error"] == f"merchantLightningAddress '{missing}' is not a Blink user with a BTC wallet."
+
+
 def test_the_per_merchant_rate_limit_keys_on_the_address(make_sale_app, sim):
     wallet = sim.create_lnurl_wallet(new_name())
     other = sim.create_lnurl_wallet(new_name())

@@ -158,7 +158,7 @@ class PayoutPlanner:
             wallet_id = self._wallet_of(username)
         except BlinkRejected as exc:
             raise UnknownTipRecipient(
-                f"Tip recipient '{username}' has no Blink BTC wallet.",
+                f"{_who(field)} '{username}' is not a Blink user with a BTC wallet.",
                 details={"username": username, "field": field},
             ) from exc
         if self._remember_wallet is not None:
@@ -190,6 +190,11 @@ class PayoutPlanner:
             self._resolver.resolve(recipient.normalized, sats)
         except LnurlError as error:
             raise _refused(error, recipient.normalized, field) from None
+
+
+def _who(field: str) -> str:
+    """How a message names the recipient: the merchant's own address is no tip recipient."""
+    return "merchantLightningAddress" if field == "merchantLightningAddress" else "Tip recipient"
 
 
 def _field_of(leg: PlannedLeg) -> str:
