@@ -36,15 +36,32 @@ def say(line: str = "") -> None:
     sys.stdout.flush()
 
 
+def _whole_number(low: int, high: int | None = None):
+    """An argparse type: an int in low..high, else a usage error (exit 2) saying the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {bounds}")
+        return value
+    return parse
+
+
+_PORT = _whole_number(1, 65535)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description="BlinkPOS payment service")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     dev = commands.add_parser("dev", help="run the whole stack locally (data under .dev/)")
-    dev.add_argument("--port", type=int, default=None, help="service port (default: the last run's, if free)")
+    dev.add_argument("--port", type=_PORT, help="service port (default: the last run's, if free)")
     dev.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     dev.add_argument("--dev-dir", type=Path, default=Path(".dev"), help="where the dev data lives")
-    dev.add_argument("--simulator-port", type=int, default=None, help="simulator port (default: a free one)")
+    dev.add_argument("--simulator-port", type=_PORT, help="simulator port (default: a free one)")
     dev.set_defaults(handler=run_dev)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -57,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=run_demo)
 
     worker = commands.add_parser("worker", help="run the background worker (payment detection, retries)")
-    worker.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
+    worker.add_argument("--metrics-port", type=_PORT, default=None, help="serve /metrics on this port")
     worker.add_argument("--metrics-address", default="0.0.0.0", help="interface for --metrics-port")
     worker.add_argument("--heartbeat-file", default=None, help="touched every loop, for a liveness probe")
     worker.set_defaults(handler=run_worker)
@@ -66,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     splits_commands = splits.add_subparsers(dest="splits_command", required=True, metavar="splits-command")
     failed = splits_commands.add_parser("failed", help="list failed and stuck splits with their legs")
     failed.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    failed.add_argument("--limit", type=int, default=100, help="at most this many splits (default 100)")
+    failed.add_argument("--limit", type=_whole_number(1), default=100,
+                        help="at most this many splits (default 100)")
     failed.set_defaults(handler=run_splits_failed)
     retry = splits_commands.add_parser("retry", help="reset a failed split's legs for the worker to retry")
     retry.add_argument("payment_hash", help="the split's payment hash (64 hex)")

@@ -117,6 +117,13 @@ class Stack:
         from service.store import migrations
 
         options = self.options
+        # Checked before anything starts: gunicorn would otherwise retry the port in the
+        # background while the readiness check is answered by whatever already holds it.
+        for port, host, option in ((options.service_port, options.host, "--port"),
+                                   (options.simulator_port, LOCALHOST, "--simulator-port")):
+            if port and port_if_free(port, host) is None:
+                raise DevStackError(f"port {port} on {host} is already in use (another `python -m "
+                                    f"service dev`?): stop that or choose another with {option}")
         self.dir.mkdir(parents=True, exist_ok=True)
         memory = self._recall()
         ports = memory.get("ports", {})

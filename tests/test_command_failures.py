@@ -112,3 +112,20 @@ def test_retry_of_something_that_is_not_a_payment_hash_is_bad_usage(payment_hash
     assert result.returncode == EXIT_CONFIG
     line = one_line(result)
     assert payment_hash in line and "64 hexadecimal" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["dev", "--port", "99999"], "--port: '99999' is not a whole number from 1 to 65535"),
+        (["dev", "--simulator-port", "0"], "--simulator-port: '0' is not a whole number from 1 to 65535"),
+        (["worker", "--metrics-port", "x"], "--metrics-port: 'x' is not a whole number from 1 to 65535"),
+        (["splits", "failed", "--limit", "-3"], "--limit: '-3' is not a whole number of at least 1"),
+    ],
+)
+def test_an_out_of_range_number_is_a_usage_error_naming_the_option(command: list[str], named: str) -> None:
+    # Before: a gunicorn traceback for the port, a Postgres one for a negative limit.
+    result = run(["-m", "service", *command])
+    assert result.returncode == EXIT_CONFIG
+    assert "Traceback" not in result.stderr
+    assert named in result.stderr.strip().splitlines()[-1]

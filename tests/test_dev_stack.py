@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -211,3 +212,23 @@ def test_demo_without_a_stack_says_so_in_one_line(tmp_path: Path) -> None:
     )
     assert demo.returncode == 1
     assert demo.stderr.count("\n") == 1 and "python -m service dev" in demo.stderr
+
+
+def test_a_port_in_use_stops_dev_before_anything_starts(dev_dir: Path) -> None:
+    # Otherwise gunicorn retries the port while the readiness check reaches whatever holds it,
+    # and the banner points at that other server.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "service", "dev", "--dev-dir", str(dev_dir), "--port", str(port)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"blinkpos dev: port {port} on 127.0.0.1 is already in use (another `python -m service dev`?): "
+        "stop that or choose another with --port"
+    ]
+    assert "Ctrl-C stops everything" not in result.stdout
+    assert not dev_dir.exists(), "nothing was started or written"
