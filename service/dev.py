@@ -7,11 +7,14 @@ The app (gunicorn) and the worker write their logs here; the simulator's go to `
 from __future__ import annotations
 
 import argparse
+import fcntl
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import requests
 
@@ -20,6 +23,7 @@ from service.devstack import Stack, StackOptions
 
 DEMO_OPENING_BALANCE = 100_000
 USUAL_PORT = 8080
+LOCK_FILE = "dev.lock"
 DEV_SERVICE_ENV = {
     # Without a webhook a paid sale is found by polling Blink: after seconds, not half a minute.
     "PENDING_POLL_AFTER_SECONDS": "2",
@@ -38,6 +42,13 @@ def run(args: argparse.Namespace, say) -> int:
         with_webhook=True, show_output=True, opening_balance=DEMO_OPENING_BALANCE,
         service_env=DEV_SERVICE_ENV,
     )
+    lock = _hold_dev_dir(args.dev_dir)
+    if lock is None:
+        sys.stderr.write(
+            f"blinkpos dev: another `python -m service dev` is running on {args.dev_dir}: use it (its "
+            f"settings are in {args.dev_dir / 'env'}), stop it with Ctrl-C, or choose another --dev-dir\n"
+        )
+        return 1
     stack = Stack(args.dev_dir, options)
     # Set explicitly: a shell that starts us in the background hands SIGINT down ignored.
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -67,7 +78,21 @@ def run(args: argparse.Namespace, say) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     say("stopped")
+    lock.close()
     return status
+
+
+def _hold_dev_dir(dev_dir: Path) -> IO[str] | None:
+    """An exclusive lock on the directory for this process's life, or None when another dev holds
+    it: a second stack on the same data would rewrite `env` and `stack.json` under the first."""
+    dev_dir.mkdir(parents=True, exist_ok=True)
+    lock = (dev_dir / LOCK_FILE).open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
 
 
 def banner(stack: Stack) -> list[str]:

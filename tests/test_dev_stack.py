@@ -107,6 +107,18 @@ def test_dev_restarts_on_its_data_and_the_banner_sale_is_forwarded_by_itself(
         )
         merchant_key = first.banner_line("demo merchant")
         service_line = first.banner_line("service ")
+        env_before = (dev_dir / "env").read_text()
+        # A second dev on the same directory would rewrite env and stack.json under the first.
+        again = subprocess.run(
+            [sys.executable, "-m", "service", "dev", "--dev-dir", str(dev_dir)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        )
+        assert again.returncode == 1
+        assert again.stderr.strip().splitlines() == [
+            f"blinkpos dev: another `python -m service dev` is running on {dev_dir}: use it (its "
+            f"settings are in {dev_dir / 'env'}), stop it with Ctrl-C, or choose another --dev-dir"
+        ]
+        assert (dev_dir / "env").read_text() == env_before
     finally:
         stopped = first.ctrl_c()
     assert demo.returncode == 0, demo.stdout + demo.stderr
@@ -231,4 +243,4 @@ def test_a_port_in_use_stops_dev_before_anything_starts(dev_dir: Path) -> None:
         "stop that or choose another with --port"
     ]
     assert "Ctrl-C stops everything" not in result.stdout
-    assert not dev_dir.exists(), "nothing was started or written"
+    assert not (dev_dir / "postgres").exists() and not (dev_dir / "env").exists(), "nothing started"
