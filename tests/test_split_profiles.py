@@ -211,6 +211,8 @@ def test_every_bad_profile_is_refused_with_a_stable_code(sale_client, merchant, 
         assert answer.status_code == 400, answer.get_json()
         assert answer.get_json()["code"] == code
         assert isinstance(answer.get_json()["error"], str)
+        for messages in answer.get_json()["details"].get("fields", {}).values():
+            assert len(messages) == len(set(messages)), messages
     assert sale_client.get(PROFILES, headers=key_of(merchant)).get_json() == {"profiles": [made]}
 
 

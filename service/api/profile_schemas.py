@@ -27,7 +27,8 @@ RECIPIENTS_COUNT = message(
 
 
 def _usable_name(value: str) -> None:
-    if not value.strip() or "\x00" in value:  # Postgres text cannot hold NUL
+    # "" is the Length rule's to refuse: one message, not the same one twice.
+    if value and (not value.strip() or "\x00" in value):  # Postgres text cannot hold NUL
         raise ValidationError(INVALID_NAME)
 
 
