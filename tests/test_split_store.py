@@ -19,6 +19,7 @@ import redis
 from service.domain.errors import SplitNotCompletable, SplitNotFound
 from service.domain.model import (
     Leg,
+    LegInvoice,
     LegKind,
     LegStatus,
     NewSplit,
@@ -380,6 +381,19 @@ def test_leg_invoice_is_recorded_once_and_sending_counts_attempts(store: SplitSt
     assert store.mark_legs_succeeded([leg.id])[0].status is LegStatus.SUCCEEDED
     assert store.mark_leg_failed(leg.id, "late error", None) is None
     assert store.get_fresh(split.payment_hash).legs[0].status is LegStatus.SUCCEEDED
+
+
+def test_an_lnurl_invoice_another_leg_stores_is_not_stored_again(store: SplitStore) -> None:
+    # The forwarder checks first; this is the guard for two forwards storing it at the same time.
+    first, second = store.save(new_split("sale-1")), store.save(new_split("sale-2"))
+    shared = LegInvoice("lnbc590n1shared", payment_hash("shared"), 57)
+    [sending] = store.start_sending(first.payment_hash, {first.legs[1].id: shared}, [first.legs[1].id])
+    assert sending.payment_hash == shared.payment_hash
+
+    leg = second.legs[1]
+    assert store.start_sending(second.payment_hash, {leg.id: shared}, [leg.id]) == []
+    stored = store.get_fresh(second.payment_hash).legs[1]
+    assert stored.payment_hash is None and stored.status is LegStatus.PLANNED
 
 
 def test_tip_stats_count_every_settled_tip_exactly_once(store: SplitStore, clock: FakeClock) -> None:

@@ -308,7 +308,10 @@ class SplitStore:
             {"leg_id": leg_id, **LegInvoice(*invoice)._asdict(), "recipient_wallet_id": None}
             for leg_id, invoice in invoices.items()
         ]
+        lnurl_hashes = sorted({row["payment_hash"] for row in recorded if row["received_sats"] is not None})
         with self.db.transaction() as conn:
+            if lnurl_hashes:
+                self.q.lock_lnurl_invoices.all(conn, hashes=lnurl_hashes)
             if recorded:
                 self.q.record_leg_invoices.run(conn, invoices=json.dumps(recorded), now=now)
             rows = self.q.start_legs_sending.all(conn, leg_ids=list(leg_ids), now=now)

@@ -234,6 +234,10 @@ WITH leg AS (
         AS i (leg_id bigint, payment_request text, payment_hash text, recipient_wallet_id text,
               received_sats bigint)
     WHERE l.id = i.leg_id AND l.payment_request IS NULL AND l.status IN ('planned', 'failed')
+      -- An LNURL server may hand one invoice out twice; one payment must never close two legs, so
+      -- it is stored on one leg only (lock_lnurl_invoices ran first in this transaction).
+      AND (i.received_sats IS NULL OR NOT EXISTS (
+          SELECT 1 FROM payment_legs o WHERE o.payment_hash = i.payment_hash AND o.id <> l.id))
     RETURNING l.*
 )
 INSERT INTO payment_events (split_id, leg_id, event_type, data)
@@ -241,6 +245,12 @@ SELECT split_id, id, 'leg_invoiced',
        jsonb_strip_nulls(jsonb_build_object('kind', kind, 'recipient', recipient, 'sats', sats,
                                             'payment_hash', payment_hash, 'received_sats', received_sats))
 FROM leg
+
+-- name: lock_lnurl_invoices
+-- Serialises the transactions about to store any of these LNURL invoices (hashes), until commit:
+-- record_leg_invoices, the next statement, then sees a copy another transaction committed.
+-- Two int4 keys (a key space apart from the migration lock's single bigint); 8 names this use.
+SELECT pg_advisory_xact_lock(8, hashtext(h)) FROM unnest(%(hashes)s::text[]) AS h ORDER BY h
 
 -- name: start_legs_sending
 -- invoiced/failed (or sending, after a crash: the same invoice is paid again, Blink answers
