@@ -320,6 +320,13 @@ def test_bad_single_tip_recipient_is_invalid_username():
     assert code_of(sale(tipAmount=100, tipRecipient="lnbc1xyz")) == "invalid_username"
 
 
+def test_a_recipient_that_is_nothing_accepted_says_an_address_would_do_too():
+    # A Lightning Address that lost its "@" reads as a bad username: the message names every form.
+    error = failure(sale(tipAmount=100, tipRecipients=[{"username": "carol127.0.0.1:5000", "share": 1}]))
+    assert error.code == "invalid_username"
+    assert "a Lightning Address (name@domain) or an LNURL" in error.message
+
+
 @pytest.mark.parametrize(
     "recipients",
     [

@@ -148,6 +148,11 @@ class UsernameField(fields.String):
 # are parsed, with the configured Blink domains, by the payment layer (service/payments/recipients.py).
 _PAYOUT_ADDRESS_PREFIXES = ("lnurl1", "lnurlp://", "lightning:", "lnurl:")
 MAX_RECIPIENT_CHARS = 2000
+INVALID_RECIPIENT = message(
+    ErrorCode.INVALID_USERNAME,
+    "not a Blink username (3 to 50 of a-z, 0-9 and _, not starting with 1, 3, bc1 or lnbc1), "
+    "a Lightning Address (name@domain) or an LNURL (lnurl1...)",
+)
 RECIPIENT_TOO_LONG = message(
     ErrorCode.INVALID_TIP_RECIPIENTS, f"a recipient must be at most {MAX_RECIPIENT_CHARS} characters"
 )
@@ -158,7 +163,10 @@ class RecipientField(UsernameField):
     Address (``name@domain``) or LNURL (``lnurl1...``, ``lnurlp://...``), kept as sent (stripped):
     whether an address is on a Blink domain, and its one spelling, is the payment layer's call."""
 
-    default_error_messages = {"too_long": RECIPIENT_TOO_LONG}
+    # Where an address is accepted too, the message says so: "carol127.0.0.1:5000" lacks its "@".
+    default_error_messages = {
+        "too_long": RECIPIENT_TOO_LONG, "invalid": INVALID_RECIPIENT, "invalid_username": INVALID_RECIPIENT,
+    }
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
