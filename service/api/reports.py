@@ -156,10 +156,11 @@ def recipient_stats(username: str):
       summary: Count, sats, average, largest, smallest, first and last tip of a recipient
       tags: [stats]
       parameters:
-        - {in: path, name: username, required: true, schema: {type: string}}
+        - {in: path, name: username, required: true, schema: {type: string},
+           description: "A Blink username (a Lightning Address recipient has no public stats)"}
       responses:
         200: {description: The recipient's totals, content: {application/json: {schema: RecipientStats}}}
-        400: "invalid_username"
+        400: "invalid_username: not a Blink username"
         404: "recipient_not_found: no tip was ever forwarded to this username"
         503:
     """
