@@ -187,6 +187,15 @@ def test_a_trickling_answer_is_cut_off_by_the_overall_deadline(server):
     assert time.monotonic() - started < 2.5
 
 
+def test_a_byte_sent_just_inside_each_read_timeout_still_ends_at_the_deadline(server):
+    # Each byte alone arrives before a per-read timeout would fire; the whole answer must not.
+    server.reply("/slow-drip", Reply(body=b'{"a": 1}', drip=1.8))
+    started = time.monotonic()
+    fetcher = fetcher_for(server, timeout_seconds=2.0)
+    assert unreachable_reason(fetcher, server.base + "/slow-drip") == "timeout"
+    assert time.monotonic() - started < 3.0
+
+
 def test_not_json_is_unreachable(server):
     server.reply("/html", Reply(body=b"<html>hi</html>"))
     assert unreachable_reason(fetcher_for(server), server.base + "/html") == "not_json"

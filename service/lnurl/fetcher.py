@@ -222,6 +222,9 @@ class SafeFetcher:
             raise _unreachable("the LNURL server's answer is too large", "too_large")
         received = bytearray()
         while True:
+            # Each read waits only for what is left of the whole exchange, so a server sending a
+            # byte just inside every read timeout cannot stretch the answer past the deadline.
+            _bound_next_read(response, deadline)
             chunk = response.read1(_CHUNK_BYTES)
             if not chunk:
                 return bytes(received)
@@ -230,6 +233,16 @@ class SafeFetcher:
                 raise _unreachable("the LNURL server's answer is too large", "too_large")
             if time.monotonic() > deadline:
                 raise _unreachable("the LNURL server did not answer in time", "timeout")
+
+
+def _bound_next_read(response: urllib3.BaseHTTPResponse, deadline: float) -> None:
+    # The socket under http.client's reader (urllib3 has already let go of it when the server
+    # closes after answering); neither library exposes it, so each step is looked up and a
+    # missing one leaves the per-read timeout as it was.
+    reader = getattr(getattr(response, "_fp", None), "fp", None)
+    sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(_remaining(deadline))
 
 
 def _host_key(host: str, port: int) -> str:
