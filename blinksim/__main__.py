@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from blinksim.schema import SCHEMA_PATH_ENV, schema_path
 from blinksim.server import serve
 
 
@@ -19,6 +20,13 @@ def main(argv: list[str] | None = None) -> None:
         help="keep the bank in this file: loaded at start, saved after every change and at exit",
     )
     args = parser.parse_args(argv)
+    schema = schema_path()
+    if not schema.is_file():
+        # One line for `python -m service dev` to show, rather than a traceback in the log.
+        raise SystemExit(
+            f"blinksim: no Blink schema at {schema}: put the shared docs (../shared) beside the "
+            f"repository, or set {SCHEMA_PATH_ENV} to the public-schema.graphql file"
+        )
     serve(args.host, args.port, args.threads, args.log_level, args.state_file)
 
 

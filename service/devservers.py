@@ -153,9 +153,11 @@ class ChildProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_start = 0  # where this run's output begins in an appended log
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab") if self.log_path else None  # open for the child's lifetime
+        self._log_start = self._log.tell() if self._log else 0
         self.process = subprocess.Popen(
             self.args, cwd=REPO_ROOT, env=self.env, stdout=self._log,
             stderr=subprocess.STDOUT if self._log else None, start_new_session=True,
@@ -170,13 +172,27 @@ class ChildProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def _last_log_line(self) -> str:
+        """The log's last line when it is one plain sentence (a server's own refusal), else ""."""
+        if self.log_path is None:
+            return ""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_start)
+                lines = log.read(4096).decode(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1].strip() if len(lines) == 1 else ""
+
     def wait_until(self, answers: Callable[[], bool], timeout: float) -> None:
         """Until `answers()` is true; raises if the process exits first or time runs out."""
         where = f"see {self.log_path}" if self.log_path else "see its output above"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():
-                raise DevStackError(f"{self.name} exited while starting; {where}")
+                last = self._last_log_line()
+                said = f": {last} ({where})" if last else f"; {where}"
+                raise DevStackError(f"{self.name} exited while starting{said}")
             try:
                 if answers():
                     return

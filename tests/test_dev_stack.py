@@ -244,3 +244,22 @@ def test_a_port_in_use_stops_dev_before_anything_starts(dev_dir: Path) -> None:
     ]
     assert "Ctrl-C stops everything" not in result.stdout
     assert not (dev_dir / "postgres").exists() and not (dev_dir / "env").exists(), "nothing started"
+
+
+def test_without_the_blink_schema_dev_says_where_it_looked_and_what_to_do(dev_dir: Path) -> None:
+    # A clone without ../shared beside it: the simulator cannot build its GraphQL schema.
+    dev_dir.mkdir(parents=True)
+    (dev_dir / "blinksim.log").write_text("a line of an earlier run\n")
+    missing = dev_dir / "nowhere" / "public-schema.graphql"
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "dev", "--dev-dir", str(dev_dir)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "BLINK_SCHEMA_PATH": str(missing)},
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"blinkpos dev: the simulator exited while starting: blinksim: no Blink schema at {missing}: "
+        "put the shared docs (../shared) beside the repository, or set BLINK_SCHEMA_PATH to the "
+        f"public-schema.graphql file (see {dev_dir / 'blinksim.log'})"
+    ]
