@@ -396,6 +396,36 @@ def test_an_lnurl_invoice_another_leg_stores_is_not_stored_again(store: SplitSto
     assert stored.payment_hash is None and stored.status is LegStatus.PLANNED
 
 
+def test_completions_sharing_tip_recipients_settle_side_by_side_without_deadlock(store: SplitStore) -> None:
+    # Each completion updates the stats rows of its tip recipients; sales tipping the same people
+    # complete at once on a busy till, and none of them may fail for locking those rows crosswise.
+    sales = []
+    for number in range(32):
+        tips = (("alice", 10), ("bob", 10), ("carol", 10))
+        split = store.save(new_split(f"side-{number}", tips=tips if number % 2 else tips[::-1]))
+        invoices = {leg.id: (f"lnbc{leg.id}", payment_hash(f"side-leg-{leg.id}")) for leg in split.legs}
+        store.start_sending(split.payment_hash, invoices, list(invoices))
+        sales.append(split)
+    start = threading.Barrier(8)
+    errors: list[Exception] = []
+
+    def settle(share: list[Split]) -> None:
+        start.wait()
+        for split in share:
+            try:
+                store.mark_legs_succeeded([leg.id for leg in split.legs])
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(error)
+
+    threads = [threading.Thread(target=settle, args=(sales[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert [store.recipient_stats(name)["tip_count"] for name in ("alice", "bob", "carol")] == [32, 32, 32]
+
+
 def test_tip_stats_count_every_settled_tip_exactly_once(store: SplitStore, clock: FakeClock) -> None:
     first = store.save(new_split("s1", tips=(("Alice", 60), ("bob", 40))))
     pay_all_legs(store, first)

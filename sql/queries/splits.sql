@@ -296,6 +296,9 @@ WITH leg AS (
     SELECT lower(recipient), sum(sats), count(*), max(sats), min(sats), %(now)s, %(now)s, %(now)s
     FROM leg WHERE kind = 'tip'
     GROUP BY lower(recipient)
+    -- Every completion locks the stats rows it shares with others in one order (by name): in
+    -- the aggregate's own order two completions locked them crosswise and deadlocked.
+    ORDER BY lower(recipient)
     ON CONFLICT (username) DO UPDATE SET
         total_sats = t.total_sats + excluded.total_sats,
         tip_count = t.tip_count + excluded.tip_count,
