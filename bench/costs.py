@@ -82,7 +82,7 @@ class Commits:
 # --- CPU ----------------------------------------------------------------------------------------
 
 
-def _cpu_seconds(pids: list[int]) -> float:
+def _cpu_seconds(pids: list[int], *, reaped_children: bool = False) -> float:
     total = 0.0
     for pid in pids:
         try:
@@ -90,12 +90,18 @@ def _cpu_seconds(pids: list[int]) -> float:
         except psutil.NoSuchProcess:
             continue
         total += times.user + times.system
+        if reaped_children:
+            total += times.children_user + times.children_system
     return total
 
 
 def _process_cpu(stack: BenchStack) -> tuple[float, float]:
+    """CPU seconds so far of the gunicorn processes and of the worker process. gunicorn recycles
+    a worker after GUNICORN_MAX_REQUESTS: the master's reaped-children times keep what the
+    workers that exited spent."""
     assert stack.gunicorn is not None and stack.worker is not None
-    return _cpu_seconds([stack.gunicorn.pid, *stack.gunicorn_worker_pids()]), _cpu_seconds([stack.worker.pid])
+    master = _cpu_seconds([stack.gunicorn.pid], reaped_children=True)
+    return master + _cpu_seconds(stack.gunicorn_worker_pids()), _cpu_seconds([stack.worker.pid])
 
 
 def _run(operation: Operation, count: int, clients: int) -> LoadResult:
@@ -173,6 +179,20 @@ def _blink_calls(service_url: str) -> int:
     return int(total)
 
 
+def _quiet_blink_calls(service_url: str, timeout: float = 30.0) -> int:
+    """The Blink call count once nothing else calls Blink (the worker may be finishing sales an
+    earlier row left behind), so a forward's calls are its own."""
+    deadline = time.monotonic() + timeout
+    previous = _blink_calls(service_url)
+    while time.monotonic() < deadline:
+        time.sleep(QUIET_SAMPLE_SECONDS)
+        current = _blink_calls(service_url)
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
 def five_leg_target(stack: BenchStack, base: SaleTarget) -> SaleTarget:
     assert stack.sim is not None
     extra = tuple(stack.sim.create_account(username) for username in FIVE_LEG_TIPEES)
@@ -188,7 +208,7 @@ def forward_round_trips(stack: BenchStack, target: SaleTarget, options: CostOpti
         async with httpx.AsyncClient(timeout=30) as http:
             invoice = await create_invoice(http, target)
             await customer_pays(http, target, invoice["paymentHash"])
-            calls_before = _blink_calls(target.service_url)
+            calls_before = _quiet_blink_calls(target.service_url)
             sim.fault("*", "delay", delay_ms=ROUND_TRIP_DELAY_MS)
             try:
                 began = time.perf_counter()
