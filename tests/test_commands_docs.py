@@ -1,5 +1,6 @@
 """README's Commands table names every command and every option `--help` offers, so a newcomer
-reading it misses no flag (the table had lost `--simulator-port`, `--limit` and the worker's)."""
+reading it misses no flag (the table had lost `--simulator-port`, `--limit` and the worker's), and
+its Layout names every package and module of service/ (it had lost domain/ and lnurl/)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from migrate.cli import parse_args as migrate_parse_args
 from service.cli import build_parser as service_parser
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 
 
 def commands_table() -> dict[str, str]:
@@ -64,3 +66,12 @@ def test_readme_names_every_command_and_each_of_its_options(capsys: pytest.Captu
             continue
         missing += [f"{words} {option}" for option in options if option not in row]
     assert missing == []
+
+
+def test_readme_layout_names_every_package_and_module_of_the_service() -> None:
+    layout = README.read_text(encoding="utf-8").split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    service = ROOT / "service"
+    parts = [f"service/{path.name}/" for path in service.iterdir() if (path / "__init__.py").is_file()]
+    parts += [f"{path.name}" for path in service.glob("*.py") if not path.name.startswith("__")]
+    assert "service/lnurl/" in parts
+    assert [part for part in parts if part not in layout] == []
