@@ -88,6 +88,12 @@ def create_app(state: SimState | None = None, webhooks: WebhookDispatcher | None
             }
         ), 200
 
+    @app.delete("/sim/keys/<api_key>")
+    def revoke_key(api_key: str) -> Response | tuple[Response, int]:
+        if not state.revoke_key(api_key):
+            return _problem(404, "No such API key", "not_found")
+        return Response(status=204)
+
     @app.get("/sim/wallets/<wallet_id>")
     def get_wallet(wallet_id: str) -> Response | tuple[Response, int]:
         wallet = state.wallet(wallet_id)

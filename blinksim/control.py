@@ -43,6 +43,12 @@ class SimControl:
             body["scopes"] = scopes
         return self._call("POST", "/sim/accounts", body)
 
+    def revoke_key(self, api_key: str) -> None:
+        """The key is refused from now on (NOT_AUTHENTICATED), as a key deleted at Blink."""
+        response = self._session.delete(f"{self.url}/sim/keys/{api_key}", timeout=_TIMEOUT)
+        if response.status_code != 204:
+            raise SimulatorError(f"DELETE /sim/keys -> {response.status_code}")
+
     def balance(self, wallet_id: str) -> int:
         return self._call("GET", f"/sim/wallets/{wallet_id}")["balance"]
 

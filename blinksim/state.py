@@ -96,6 +96,11 @@ class SimState(PaymentsMixin):
                 self._credit_from_outside(account.btc_wallet_id, balance, None, "opening balance", now)
         return account
 
+    def revoke_key(self, api_key: str) -> bool:
+        """The key stops working, as when its owner deletes it in the Blink dashboard."""
+        with self._lock:
+            return self._accounts_by_key.pop(api_key, None) is not None
+
     def account_by_key(self, api_key: str) -> Account | None:
         return self._accounts_by_key.get(api_key)
 

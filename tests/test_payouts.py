@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from service.blink.client import OP_WALLETS
 from service.worker import Worker
 from tests.fixtures.payments import sale_body
+from tests.test_probing_holes import blink_calls
 
 PAYOUTS = "/api/reports/payouts"
 
@@ -234,3 +236,24 @@ def test_without_dates_the_log_looks_back_far_enough_to_show_last_weeks_stuck_ti
     assert [p["paymentHash"] for p in by_default["payouts"]] == [stuck]
     assert today_only["payouts"] == []
     assert stuck in as_csv.get_data(as_text=True)
+
+
+def test_a_key_deleted_at_blink_no_longer_reads_the_merchants_books(app, sim, merchant, tipee):
+    client = app.test_client()
+    sale(client, sim, merchant, [tipee(), tipee()], fail=True)
+    # A key Blink accepts still reads; a deleted one is refused everywhere once Blink says so
+    # (no positive answer was cached yet: the sale proved the key by its wallet, not here).
+    sim.revoke_key(merchant["apiKey"])
+    for path in (PAYOUTS, f"{PAYOUTS}.csv", "/api/reports/summary", "/api/reports/sales.csv"):
+        answer = client.get(path, headers=key_of(merchant))
+        assert answer.status_code == 401, (path, answer.status_code)
+        assert answer.get_json()["code"] == "unauthorized"
+
+
+def test_a_key_blink_accepts_reads_its_books_and_blink_is_asked_once(app, sim, merchant, tipee):
+    client = app.test_client()
+    sale(client, sim, merchant, [tipee(), tipee()], fail=True)
+    before = blink_calls(app, OP_WALLETS)
+    for path in (PAYOUTS, "/api/reports/summary", f"{PAYOUTS}.csv"):
+        assert client.get(path, headers=key_of(merchant)).status_code == 200, path
+    assert blink_calls(app, OP_WALLETS) - before == 1

@@ -30,6 +30,8 @@ from service.reports.merchant import MerchantReports
 from service.reports.period import parse_period
 from service.reports.sales_csv import COLUMNS
 from service.store import keys
+from service.store.fingerprints import Fingerprints
+from service.store.lookups import LookupCache
 from service.store.splits import SplitStore
 from service.store.sql import load_queries
 from tests.fixtures.payments import sale_body
@@ -71,6 +73,17 @@ class Sale:
     @property
     def tip(self) -> int:
         return sum(sats for _, sats in self.tips)
+
+
+@pytest.fixture(autouse=True)
+def blink_accepts_the_test_keys(clean_redis: str, make_config) -> None:
+    """The report keys are made up (their sales are written straight through the store), so the
+    answer 'Blink accepts this key' that reports also need is planted in Redis, as a request
+    that asked Blink would leave it. tests/test_payouts.py covers a key Blink refuses."""
+    merchant_fingerprints = Fingerprints.from_setting(make_config().api_key_encryption_key)
+    cache = LookupCache(redis.Redis.from_url(clean_redis))
+    for api_key in (KEY_A, KEY_B):
+        cache.remember_key_accepted(merchant_fingerprints.candidates(api_key)[0])
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import TypeVar
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from service.api.report_schemas import RecipientStatsSchema, ReportSummarySchema, TipsReportSchema
-from service.api.throttle import count_failed_auth, refuse_if_failing_auth
+from service.api.throttle import accepted_merchant_key, count_failed_auth, refuse_if_failing_auth
 from service.context import services
 from service.domain.clock import utc_now
 from service.errors import NotFound, error_response
@@ -38,15 +38,20 @@ def _merchant_request() -> tuple[MerchantReports, list[str], ReportPeriod]:
 
 
 def merchant_of_request() -> tuple[MerchantReports, list[str]]:
-    """The reports and the fingerprints of X-API-KEY, a key that made a sale here; 401 otherwise."""
+    """The reports and the fingerprints of X-API-KEY: a key that made a sale here AND that Blink
+    still accepts (a key the merchant deleted at Blink stops reading its books here once the
+    ten-minute positive answer runs out); 401 otherwise."""
     svc = services()
     reports = MerchantReports(svc.db, svc.fingerprints.candidates)
     refuse_if_failing_auth()
     try:
-        return reports, reports.authenticate(request.headers.get(API_KEY_HEADER))
+        fingerprints = reports.authenticate(request.headers.get(API_KEY_HEADER))
     except UnknownMerchant:
         count_failed_auth()
         raise
+    # Asked only for a key with sales here, so strangers cannot use this to test keys at Blink.
+    accepted_merchant_key()
+    return reports, fingerprints
 
 
 @reports_blueprint.errorhandler(ReportError)
