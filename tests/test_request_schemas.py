@@ -81,6 +81,16 @@ def test_sale_without_tip_is_all_base():
     assert not request.has_tip
 
 
+@pytest.mark.parametrize("blank", ["", "   ", None])
+def test_a_pos_page_sending_unset_optional_fields_as_blank_makes_a_keyed_sale(blank):
+    # A settings form posts an empty merchantLightningAddress / splitProfileId when unset.
+    request = parse(sale(merchantLightningAddress=blank, splitProfileId=blank, tipAmount=100,
+                         tipRecipient="alice"))
+    assert request.merchant_api_key == API_KEY and request.merchant_wallet_id == "merchant-wallet"
+    assert request.merchant_payout_address is None and request.split_profile_id is None
+    assert [r.username for r in request.tip_recipients] == ["alice"]
+
+
 def test_tip_amount_alone_sets_base_to_amount_minus_tip():
     request = parse(sale(tipAmount=100, tipRecipient="alice"))
     assert (request.base_sats, request.tip_sats) == (900, 100)

@@ -210,6 +210,9 @@ def _display_amount(data_key: str) -> DecimalNumber:
     )
 
 
+_BLANK_MEANS_ABSENT = frozenset({"merchantLightningAddress", "splitProfileId"})
+
+
 class CreateInvoiceSchema(RequestSchema):
     """``POST /api/blink/create-invoice`` → InvoiceRequest. ``max_invoice_sats`` comes from Config."""
 
@@ -295,6 +298,17 @@ class CreateInvoiceSchema(RequestSchema):
         super().__init__(**kwargs)
         text = f"amount must be at most {max_invoice_sats} sats"
         self.limit("amount", max_invoice_sats, ErrorCode.AMOUNT_TOO_LARGE, text)
+
+    def parse(self, body: object) -> Any:
+        # A POS settings form posts an unset merchantLightningAddress or splitProfileId as "":
+        # that is the field left out, not a second merchant destination or a profile.
+        if isinstance(body, Mapping):
+            body = {
+                key: value
+                for key, value in body.items()
+                if not (key in _BLANK_MEANS_ABSENT and isinstance(value, str) and not value.strip())
+            }
+        return super().parse(body)
 
     def build(
         self, data: dict[str, Any], original: Mapping[str, Any], errors: dict[str, list[str]]
