@@ -255,7 +255,8 @@ SELECT pg_advisory_xact_lock(8, hashtext(h)) FROM unnest(%(hashes)s::text[]) AS 
 -- name: start_legs_sending
 -- invoiced/failed (or sending, after a crash: the same invoice is paid again, Blink answers
 -- ALREADY_PAID if it went through) -> sending for the legs leg_ids, counting the attempt;
--- returns the legs now sending, each with its stored invoice (the one to pay, whoever recorded it).
+-- returns the legs now sending, each with its stored invoice (the one to pay, whoever recorded it),
+-- in position order: legs paid one at a time go base first, whatever order the rows lie on disk.
 WITH leg AS (
     UPDATE payment_legs
     SET status = 'sending', attempts = attempts + 1, next_attempt_at = NULL, updated_at = %(now)s
@@ -267,6 +268,7 @@ WITH leg AS (
 )
 SELECT leg.*, s.payment_hash AS split_payment_hash
 FROM leg JOIN payment_splits s ON s.id = leg.split_id
+ORDER BY leg.position
 
 -- name: mark_legs_succeeded
 -- -> succeeded for the legs leg_ids, in one statement: each changed leg's 'leg_paid'
