@@ -14,7 +14,7 @@ from typing import TypeVar
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from service.api.report_schemas import RecipientStatsSchema, ReportSummarySchema, TipsReportSchema
-from service.api.throttle import accepted_merchant_key, count_failed_auth, refuse_if_failing_auth
+from service.api.throttle import count_failed_auth, refuse_if_failing_auth, require_blink_accepts
 from service.context import services
 from service.domain.clock import utc_now
 from service.errors import NotFound, error_response
@@ -45,12 +45,13 @@ def merchant_of_request() -> tuple[MerchantReports, list[str]]:
     reports = MerchantReports(svc.db, svc.fingerprints.candidates)
     refuse_if_failing_auth()
     try:
-        fingerprints = reports.authenticate(request.headers.get(API_KEY_HEADER))
+        api_key = request.headers.get(API_KEY_HEADER, "").strip()
+        fingerprints = reports.authenticate(api_key)
     except UnknownMerchant:
         count_failed_auth()
         raise
     # Asked only for a key with sales here, so strangers cannot use this to test keys at Blink.
-    accepted_merchant_key()
+    require_blink_accepts(api_key, fingerprints)
     return reports, fingerprints
 
 

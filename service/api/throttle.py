@@ -90,11 +90,19 @@ def accepted_merchant_key() -> tuple[str, ...]:
     if not _KEY_SHAPE.fullmatch(api_key):
         count_failed_auth()
         raise Unauthorized("unauthorized", "Blink did not accept this API key.")
+    fingerprints = services().fingerprints.candidates(api_key)
+    require_blink_accepts(api_key, fingerprints)
+    return fingerprints
+
+
+def require_blink_accepts(api_key: str, fingerprints: Sequence[str]) -> None:
+    """Returns once Blink accepts the key (a yes is remembered ten minutes under its current
+    fingerprint, fingerprints[0]); raises the 4xx/5xx that says why not. The caller has already
+    passed refuse_if_failing_auth."""
     svc = services()
-    fingerprints = svc.fingerprints.candidates(api_key)
     cache = LookupCache(svc.redis)
     if cache.key_accepted(fingerprints[0]):
-        return fingerprints
+        return
     try:
         svc.blink.wallets(api_key)
     except BlinkForbidden:
@@ -113,4 +121,3 @@ def accepted_merchant_key() -> tuple[str, ...]:
         message = "Blink refused to check this API key."
         raise BadGateway("blink_rejected", message, {"retryable": False}) from None
     cache.remember_key_accepted(fingerprints[0])
-    return fingerprints
