@@ -12,19 +12,12 @@ import redis
 from service.domain.model import LegKind, LegStatus, Payout, PlannedLeg
 from service.store.cache import SplitCache, make_redis
 from service.store.errors import ConstraintViolation
-from service.store.postgres import Database, open_pool
+from service.store.postgres import Database
 from service.store.splits import SplitStore
 from tests.test_split_store import FINGERPRINTS, FakeClock, new_split, payment_hash
 
 SHOP = "shop@example.com"
 TIPEE = "tipee@example.org"
-
-
-@pytest.fixture
-def database(clean_db: str) -> Iterator[Database]:
-    db = Database(open_pool(clean_db, min_size=1, max_size=4, timeout=5))
-    yield db
-    db.close()
 
 
 @pytest.fixture

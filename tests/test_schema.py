@@ -13,7 +13,7 @@ import redis
 
 from service.store.cache import SplitCache, make_redis
 from service.store.errors import ConstraintViolation
-from service.store.postgres import Database, open_pool
+from service.store.postgres import Database
 from service.store.splits import SplitStore
 from tests.test_split_store import (
     FINGERPRINTS,
@@ -25,13 +25,6 @@ from tests.test_split_store import (
     payment_hash,
     sql_for_tests,
 )
-
-
-@pytest.fixture
-def database(clean_db: str) -> Iterator[Database]:
-    db = Database(open_pool(clean_db, min_size=1, max_size=4, timeout=5))
-    yield db
-    db.close()
 
 
 @pytest.fixture

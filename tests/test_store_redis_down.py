@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from fractions import Fraction
-
-import pytest
 
 from service.domain.model import SplitStatus, TipRecipient
 from service.domain.profiles import ProfileInput
 from service.store import keys
 from service.store.cache import SplitCache, make_redis
-from service.store.postgres import Database, open_pool
+from service.store.postgres import Database
 from service.store.profiles import ProfileStore
 from service.store.splits import SplitStore
 from tests.test_split_store import FINGERPRINTS, MERCHANT_KEY, FakeClock, new_split, pay_all_legs
-
-
-@pytest.fixture
-def database(clean_db: str) -> Iterator[Database]:
-    db = Database(open_pool(clean_db, min_size=1, max_size=4, timeout=5))
-    yield db
-    db.close()
 
 
 def test_save_and_get_survive_redis_stopping_mid_test(database: Database, private_valkey) -> None:
