@@ -13,11 +13,9 @@ from hypothesis import strategies as st
 
 from service.api.fields import ErrorCode
 from service.api.request_schemas import (
-    CreateInvoiceSchema,
     ForwardPaymentSchema,
     ForwardWithTipsSchema,
     ValidationFailed,
-    create_invoice_schema,
     forward_payment_schema,
     forward_with_tips_schema,
 )
@@ -31,6 +29,7 @@ from service.api.response_schemas import (
     IssuedInvoice,
     PaymentStatusSchema,
 )
+from service.api.sale_request import CreateInvoiceSchema, create_invoice_schema
 from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
 from service.domain.normalize import normalize_username
 from service.errors import BadRequest

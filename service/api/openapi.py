@@ -22,7 +22,7 @@ from apispec.yaml_utils import load_operations_from_docstring
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from service.api import profile_schemas, report_schemas, request_schemas, response_schemas
+from service.api import profile_schemas, report_schemas, request_schemas, response_schemas, sale_request
 
 openapi_blueprint = Blueprint("openapi", __name__)
 
@@ -128,7 +128,7 @@ def _register_components(spec: APISpec, max_invoice_sats: int) -> None:
     """The schemas the views' YAML names; limits from Config are set on the instances."""
     named = {
         "Error": response_schemas.ErrorResponseSchema,
-        "CreateInvoiceRequest": request_schemas.CreateInvoiceSchema(max_invoice_sats=max_invoice_sats),
+        "CreateInvoiceRequest": sale_request.CreateInvoiceSchema(max_invoice_sats=max_invoice_sats),
         "ForwardWithTipsRequest": request_schemas.ForwardWithTipsSchema(max_invoice_sats=max_invoice_sats),
         "ForwardPaymentRequest": request_schemas.ForwardPaymentSchema,
         "CreateInvoiceResponse": response_schemas.CreateInvoiceResponseSchema,

@@ -23,6 +23,7 @@ from service.api.response_schemas import (
     PaymentStatusSchema,
     response_schema,
 )
+from service.api.sale_request import create_invoice_schema
 from service.api.throttle import (
     API_KEY_HEADER,
     NO_STORE,
@@ -83,7 +84,7 @@ def create_invoice():
         504:
     """
     svc = services()
-    sale = parse.create_invoice_schema(svc.config.max_invoice_sats).parse(json_body())
+    sale = create_invoice_schema(svc.config.max_invoice_sats).parse(json_body())
     refuse_if_failing_auth()
     _limit_invoices("ip", client_address(), svc.config.rate_limit_per_ip_per_minute)
     sale = _with_profile_recipients(sale)

@@ -13,7 +13,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from service.api.fields import ErrorCode, NumberField, Text, WholeList, message
-from service.api.request_schemas import RequestSchema, TipRecipientSchema, recipient_list
+from service.api.request_schemas import RequestSchema
+from service.api.sale_request import TipRecipientSchema, recipient_list
 from service.domain.profiles import MAX_PROFILE_NAME_CHARS, MAX_PROFILE_RECIPIENTS, ProfileInput
 
 INVALID_NAME = message(
