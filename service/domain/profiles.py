@@ -39,7 +39,3 @@ class UnknownSplitProfile(PaymentError):
     """No profile of this merchant has this id (never made, deleted, or another merchant's)."""
 
     code = "unknown_split_profile"
-
-
-class TooManySplitProfiles(PaymentError):
-    code = "too_many_split_profiles"
