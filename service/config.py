@@ -274,10 +274,6 @@ class ServerConfig(LogSettings):
 _Settings = TypeVar("_Settings", Config, ServerConfig)
 
 
-def variables(settings: type) -> tuple[str, ...]:
-    return tuple(item.name.upper() for item in dataclasses.fields(settings))
-
-
 def _read(settings: type[_Settings], env: Mapping[str, str], require: Collection[str]) -> _Settings:
     """Every field from env; raises ConfigError listing every missing and every invalid variable."""
     missing: list[str] = []
@@ -305,5 +301,4 @@ def _read(settings: type[_Settings], env: Mapping[str, str], require: Collection
 
 
 # The variable names, in documentation order (README and .env.example list the same).
-VARIABLES: tuple[str, ...] = variables(Config)
-SERVER_VARIABLES: tuple[str, ...] = variables(ServerConfig)
+VARIABLES: tuple[str, ...] = tuple(item.name.upper() for item in dataclasses.fields(Config))
