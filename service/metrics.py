@@ -41,71 +41,61 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.http_requests = Counter(
-            "blinkpos_http_requests_total",
-            "HTTP requests by endpoint (url rule), method and status",
-            ["endpoint", "method", "status"],
-            registry=r,
-        )
-        self.http_latency = Histogram(
-            "blinkpos_http_request_duration_seconds",
-            "HTTP request latency by endpoint (url rule)",
-            ["endpoint", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.cache_operations = Counter(
-            "blinkpos_cache_operations_total",
-            "Split cache (Redis) operations: hit, miss, error, write, delete",
-            ["result"],
-            registry=r,
-        )
-        self.forwards = Counter(
-            "blinkpos_forwards_total",
-            "Forwarding runs by outcome: completed, incomplete (retried later), failed",
-            ["outcome"],
-            registry=r,
-        )
-        self.legs = Counter(
-            "blinkpos_forward_legs_total",
-            "Leg payment attempts by outcome: paid, failed (scheduled for retry)",
-            ["outcome"],
-            registry=r,
-        )
-        self.leg_failures = Counter(
-            "blinkpos_forward_leg_failures_total",
-            "Failed leg payment attempts by reason: timeout, unavailable, rejected, unauthorized, pending",
-            ["reason"],
-            registry=r,
-        )
-        self.leg_retries = Counter(
-            "blinkpos_leg_retries_total",
-            "Failed legs the worker took up again for another attempt",
-            registry=r,
-        )
-        self.blink_latency = Histogram(
-            "blinkpos_blink_request_duration_seconds",
-            "Blink API call latency by operation and outcome",
-            ["operation", "outcome"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.blink_calls = Counter(
-            "blinkpos_blink_requests_total",
-            "Blink API calls by operation and outcome (errors: outcome != success)",
-            ["operation", "outcome"],
-            registry=r,
-        )
-        self.webhooks = Counter(
-            "blinkpos_webhooks_total",
-            "Blink webhook deliveries by result",
-            ["result"],
-            registry=r,
-        )
+
+        def counter(name: str, documentation: str, *labels: str) -> Counter:
+            return Counter(name, documentation, labels, registry=r)
+
+        def histogram(name: str, documentation: str, *labels: str) -> Histogram:
+            return Histogram(name, documentation, labels, buckets=_LATENCY_BUCKETS, registry=r)
+
         def worker_gauge(name: str, documentation: str) -> Gauge:
             # livemax: the freshest live process's value, never a dead one's nor a sum.
             return Gauge(name, documentation, registry=r, multiprocess_mode="livemax")
 
+        self.http_requests = counter(
+            "blinkpos_http_requests_total",
+            "HTTP requests by endpoint (url rule), method and status",
+            "endpoint", "method", "status",
+        )
+        self.http_latency = histogram(
+            "blinkpos_http_request_duration_seconds",
+            "HTTP request latency by endpoint (url rule)",
+            "endpoint", "method",
+        )
+        self.cache_operations = counter(
+            "blinkpos_cache_operations_total",
+            "Split cache (Redis) operations: hit, miss, error, write, delete",
+            "result",
+        )
+        self.forwards = counter(
+            "blinkpos_forwards_total",
+            "Forwarding runs by outcome: completed, incomplete (retried later), failed",
+            "outcome",
+        )
+        self.legs = counter(
+            "blinkpos_forward_legs_total",
+            "Leg payment attempts by outcome: paid, failed (scheduled for retry)",
+            "outcome",
+        )
+        self.leg_failures = counter(
+            "blinkpos_forward_leg_failures_total",
+            "Failed leg payment attempts by reason: timeout, unavailable, rejected, unauthorized, pending",
+            "reason",
+        )
+        self.leg_retries = counter(
+            "blinkpos_leg_retries_total", "Failed legs the worker took up again for another attempt"
+        )
+        self.blink_latency = histogram(
+            "blinkpos_blink_request_duration_seconds",
+            "Blink API call latency by operation and outcome",
+            "operation", "outcome",
+        )
+        self.blink_calls = counter(
+            "blinkpos_blink_requests_total",
+            "Blink API calls by operation and outcome (errors: outcome != success)",
+            "operation", "outcome",
+        )
+        self.webhooks = counter("blinkpos_webhooks_total", "Blink webhook deliveries by result", "result")
         self.worker_lag = worker_gauge(
             "blinkpos_worker_lag_seconds", "Age of the oldest split waiting for the worker"
         )
@@ -123,41 +113,31 @@ class Metrics:
         self.worker_last_cycle = worker_gauge(
             "blinkpos_worker_last_cycle_timestamp_seconds", "Unix time the worker loop last showed it turns"
         )
-        self.worker_cycles = Counter(
-            "blinkpos_worker_cycles_total",
-            "Worker loop cycles by result: ok, error",
-            ["result"],
-            registry=r,
+        self.worker_cycles = counter(
+            "blinkpos_worker_cycles_total", "Worker loop cycles by result: ok, error", "result"
         )
-        self.worker_forward_seconds = Histogram(
-            "blinkpos_worker_forward_duration_seconds",
-            "Time the worker took to forward one split",
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+        self.worker_forward_seconds = histogram(
+            "blinkpos_worker_forward_duration_seconds", "Time the worker took to forward one split"
         )
-        self.pending_checks = Counter(
+        self.pending_checks = counter(
             "blinkpos_pending_status_checks_total",
             "Pending splits asked at Blink by the worker, by answer",
-            ["answer"],
-            registry=r,
+            "answer",
         )
-        self.lnurl_resolutions = Counter(
+        self.lnurl_resolutions = counter(
             "blinkpos_lnurl_resolutions_total",
             "Recipient resolutions by outcome (resolved, cached, failed) and reason (why it failed)",
-            ["outcome", "reason"],
-            registry=r,
+            "outcome", "reason",
         )
-        self.lnurl_legs = Counter(
+        self.lnurl_legs = counter(
             "blinkpos_lnurl_legs_total",
             "Attempts to pay a leg at a Lightning Address / LNURL by outcome (paid, failed, pending) "
             "and reason (ok, the LNURL failure, fee_above_reserve, blink_<outcome>)",
-            ["outcome", "reason"],
-            registry=r,
+            "outcome", "reason",
         )
-        self.lnurl_fees = Counter(
+        self.lnurl_fees = counter(
             "blinkpos_lnurl_fees_paid_sats_total",
             "Routing fees paid for legs paid at a Lightning Address / LNURL, in sats",
-            registry=r,
         )
         self._cache_seen: dict[str, int] = {}
         self._cache_lock = threading.Lock()
