@@ -123,25 +123,21 @@ class MerchantReports:
             raise UnknownMerchant("No sales were made with this API key.")
         return fingerprints
 
-    def _rows(self, statement_name: str, **params: Any) -> list[dict[str, Any]]:
-        statement = getattr(self._db.q, statement_name)
+    def _rows(self, statement: str, fingerprints: list[str], period: ReportPeriod) -> list[dict[str, Any]]:
+        """The statement's rows for the merchant's sales of the period, by day in its zone."""
         try:
             with self._db.connection() as conn:
-                return statement.all(conn, **params)
+                return getattr(self._db.q, statement).all(
+                    conn, fingerprints=fingerprints, tz=period.zone_name, start=period.start, end=period.end
+                )
         except pg_errors.InvalidParameterValue:
             # A zone zoneinfo knows but this Postgres does not (tz databases of different ages).
             message = "this time zone is not known to the database"
-            raise InvalidTimezone(message, {"tz": params.get("tz")}) from None
+            raise InvalidTimezone(message, {"tz": period.zone_name}) from None
 
     def summary(self, fingerprints: list[str], period: ReportPeriod) -> dict[str, Any]:
         """Completed sales per day (every day of the period), totals, display totals, the rest by status."""
-        rows = self._rows(
-            "report_daily_totals",
-            fingerprints=fingerprints,
-            tz=period.zone_name,
-            start=period.start,
-            end=period.end,
-        )
+        rows = self._rows("report_daily_totals", fingerprints, period)
         per_day: dict[date, dict[str, int]] = {day: _sats_totals() for day in period.days()}
         totals = _sats_totals()
         display: dict[str, dict[str, Any]] = {}
@@ -178,13 +174,7 @@ class MerchantReports:
 
     def tips(self, fingerprints: list[str], period: ReportPeriod) -> dict[str, Any]:
         """Tips of completed sales per recipient (count, sats, first and last) and per day."""
-        rows = self._rows(
-            "report_tips_by_day",
-            fingerprints=fingerprints,
-            tz=period.zone_name,
-            start=period.start,
-            end=period.end,
-        )
+        rows = self._rows("report_tips_by_day", fingerprints, period)
         recipients: dict[str, dict[str, Any]] = {}
         per_day: dict[date, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
