@@ -35,7 +35,6 @@ class ProxyCounters:
     dropped: int = 0  # open connections cut by drop() or a blackout
     reset_on_accept: int = 0  # connections accepted and reset during a blackout
     stalls: int = 0
-    upstream_failures: int = 0
 
 
 class FaultyProxy:
@@ -112,8 +111,6 @@ class FaultyProxy:
         try:
             upstream = _connect(self._upstream())
         except OSError:
-            with self._lock:
-                self.counters.upstream_failures += 1
             _reset(client)  # as a server that accepted and then died would
             return
         with self._lock:
