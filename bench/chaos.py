@@ -20,7 +20,6 @@ lost 0, stuck 0; fees ..., refunded payouts ...` and exits 1 on any other outcom
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -37,6 +36,7 @@ from bench.chaos_stack import ChaosStack
 from bench.load import OperationFailed, client_session
 from bench.sales import SaleTarget, create_invoice, customer_pays, forward
 from bench.stack import StackOptions
+from service.cli import say
 
 LEAVE_TO_WORKER_EVERY = 7  # every 7th sale the till never forwards (the page was closed)
 FIVE_LEGS_EVERY = 3  # every 3rd sale tips four recipients: five legs paid side by side
@@ -86,11 +86,6 @@ class Stream:
             return None
         self.next_sale += 1
         return self.next_sale
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 # --- the tills ----------------------------------------------------------------------------------
