@@ -145,7 +145,7 @@ class Forwarder:
         if token is False:
             raise ForwardingInProgress("This payment is being forwarded right now.")
         try:
-            return self._forward_claimed(payment_hash, paid_source=source if unconfirmed else None)
+            return self._claim_and_forward(payment_hash, paid_source=source if unconfirmed else None)
         finally:
             if token:
                 self._locks.release(payment_hash, token)
@@ -173,7 +173,7 @@ class Forwarder:
                 details={"paymentStatus": str(status)},
             )
 
-    def _forward_claimed(self, payment_hash: str, paid_source: str | None) -> ForwardOutcome:
+    def _claim_and_forward(self, payment_hash: str, paid_source: str | None) -> ForwardOutcome:
         """Claims the split (marking it paid in the same statement when Blink just said so)."""
         owner = f"{self._settings.instance_id}:{uuid.uuid4().hex[:12]}"
         lease = self._settings.lease_seconds
@@ -186,14 +186,11 @@ class Forwarder:
             if current is not None and current.status == SplitStatus.COMPLETED:
                 return ForwardOutcome(current, already_processed=True)
             raise ForwardingInProgress("This payment is being forwarded right now.")
-        return self._pay_claimed(split, owner)
+        return self.forward_claimed(split, owner)
 
     def forward_claimed(self, split: Split, owner: str) -> ForwardOutcome:
-        """Pay the unpaid legs of a split the caller already claimed as `owner` (the worker's
-        batch claim), then complete it: the same leg logic as forward(). Raises like forward()."""
-        return self._pay_claimed(split, owner)
-
-    def _pay_claimed(self, split: Split, owner: str) -> ForwardOutcome:
+        """Pay the unpaid legs of a split the caller claimed as `owner` (forward(), or the worker's
+        batch claim), then complete it. Raises like forward()."""
         payment_hash = split.payment_hash
         legs = sorted(split.legs, key=lambda leg: leg.position)
         unpaid = [leg for leg in legs if leg.status != LegStatus.SUCCEEDED]
