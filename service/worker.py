@@ -91,11 +91,9 @@ class WorkerSettings:
 @dataclass
 class CycleReport:
     checked: int = 0
-    marked_paid: int = 0
     expired: int = 0
     claimed: int = 0
     completed: int = 0
-    released: int = 0
 
 
 class Worker:
@@ -205,7 +203,6 @@ class Worker:
                 self._store.mark_paid(payment_hash, source="worker_poll")
             except SplitNotFound:
                 continue
-            report.marked_paid += 1
             log.info("payment_detected_by_poll", extra={"payment_hash": payment_hash})
         return answered_unpaid
 
@@ -225,7 +222,7 @@ class Worker:
         report.claimed = len(splits)
         for index, split in enumerate(splits):
             if stop.is_set():
-                report.released += self._release(splits[index:])
+                self._release(splits[index:])
                 return
             self._alive()
             try:
@@ -267,14 +264,10 @@ class Worker:
         log.info("worker_forwarded", extra={"payment_hash": split.payment_hash})
         return True
 
-    def _release(self, splits: list[Split]) -> int:
-        released = 0
-        for split in splits:
-            if self._store.release(split.payment_hash, self.worker_id, None):
-                released += 1
+    def _release(self, splits: list[Split]) -> None:
+        released = sum(1 for split in splits if self._store.release(split.payment_hash, self.worker_id, None))
         if released:
             log.info("worker_released_claims", extra={"worker_id": self.worker_id, "count": released})
-        return released
 
     def _release_quietly(self, splits: list[Split]) -> None:
         try:
