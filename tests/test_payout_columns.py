@@ -57,7 +57,7 @@ def paid_and_sending(store: SplitStore, seed: str, new) -> list:
 
 def test_a_merchant_paid_at_an_address_round_trips_through_postgres_and_redis(store: SplitStore) -> None:
     saved = store.save(address_merchant_split("addr-1"))
-    assert saved.merchant_wallet_id is None and not saved.has_merchant_key
+    assert saved.merchant_wallet_id is None and saved.merchant_key_fingerprint is None
     assert saved.merchant_payout_address == SHOP
     expected = [(SHOP, Payout.LNURL), (TIPEE, Payout.LNURL)]
     assert [(leg.recipient, leg.payout) for leg in saved.legs] == expected

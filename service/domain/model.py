@@ -187,11 +187,3 @@ class Split:
     @property
     def has_tip(self) -> bool:
         return self.tip_sats > 0
-
-    @property
-    def has_merchant_key(self) -> bool:
-        """Whether a merchant key identifies this sale (needed by forward-payment and reports)."""
-        return self.merchant_key_fingerprint is not None
-
-    def leg(self, leg_id: int) -> Leg | None:
-        return next((leg for leg in self.legs if leg.id == leg_id), None)
