@@ -183,15 +183,11 @@ class SafeFetcher:
         # until the deadline (a lookup left behind finishes in the background, its answer unused).
         lookup = _DNS_POOL.submit(self._resolve, host, port)
         try:
-            resolved = lookup.result(timeout=_remaining(deadline))
+            addresses = [ipaddress.ip_address(value) for value in lookup.result(timeout=_remaining(deadline))]
         except FutureTimeout:
             lookup.cancel()
             raise _unreachable("the LNURL server's name did not resolve in time", "timeout") from None
-        except (OSError, UnicodeError, ValueError):
-            raise _unreachable("the LNURL server's name does not resolve", "dns") from None
-        try:
-            addresses = [ipaddress.ip_address(value) for value in resolved]
-        except (UnicodeError, ValueError):
+        except (OSError, UnicodeError, ValueError):  # the lookup failed, or answered a non-address
             raise _unreachable("the LNURL server's name does not resolve", "dns") from None
         if not addresses:
             raise _unreachable("the LNURL server's name does not resolve", "dns")
