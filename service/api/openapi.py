@@ -5,10 +5,11 @@ plugin reads it beside the route), naming its schemas; every route with such a d
 in the document (tests/test_openapi.py fails on any route missing). Field limits come from the
 schemas' validators and metadata, so the generated document is served as it is.
 
-An error status may be given by its meaning alone (`409: invoice_not_paid ...`) or left empty
-(`413:`, the meaning below): ErrorAnswers turns it into an answer in the Error shape, and gives
-every operation its 500. `GET /api/openapi.json` builds the document on first request, once per
-app: building walks every schema, which no request should pay for twice.
+An error status is given by its meaning (`409: invoice_not_paid ...`) under `responses`, or,
+where the meaning below says enough, listed in the operation's `errors: [413, 415]`: ErrorAnswers
+turns each into an answer in the Error shape, and gives every operation its 500.
+`GET /api/openapi.json` builds the document on first request, once per app: building walks
+every schema, which no request should pay for twice.
 """
 
 from __future__ import annotations
@@ -53,13 +54,15 @@ _RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "in
 
 
 class ErrorAnswers(BasePlugin):
-    """Error statuses written as their meaning become answers in the Error shape; 500 everywhere."""
+    """Error statuses written as their meaning or listed in `errors` become answers in the Error
+    shape, in the order of their status; 500 everywhere."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
     ) -> None:
         for operation in (operations or {}).values():
-            responses = operation.setdefault("responses", {})
+            given = {**operation.get("responses", {}), **dict.fromkeys(operation.pop("errors", ()))}
+            responses = operation["responses"] = {status: given[status] for status in sorted(given, key=int)}
             responses.setdefault(500, None)
             for status, answer in responses.items():
                 if int(status) >= 400 and not isinstance(answer, dict):

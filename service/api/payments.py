@@ -76,12 +76,7 @@ def create_invoice():
           merchant_wallet_mismatch, tip_recipient_is_pos_wallet, unknown_split_profile,
           split_profile_with_tip_recipients, recipient_invalid, recipient_unreachable,
           recipient_amount_out_of_range (details.recipient names it), ...)"
-        413:
-        415:
-        429:
-        502:
-        503:
-        504:
+      errors: [413, 415, 429, 502, 503, 504]
     """
     svc = services()
     sale = create_invoice_schema(svc.config.max_invoice_sats).parse(json_body())
@@ -124,15 +119,7 @@ def forward_with_tips():
         200:
           description: Forwarded (or already forwarded)
           content: {application/json: {schema: ForwardResponse}}
-        400:
-        404:
-        409:
-        413:
-        415:
-        429:
-        502:
-        503:
-        504:
+      errors: [400, 404, 409, 413, 415, 429, 502, 503, 504]
     """
     svc = services()
     asked = parse.forward_with_tips_schema(svc.config.max_invoice_sats).parse(json_body())
@@ -172,14 +159,7 @@ def forward_payment():
           api_key_required, wallet_id_required, ...)"
         403: "merchant_mismatch: not this sale's merchant; merchant_key_not_applicable: the sale
           pays its merchant at a Lightning Address and has no merchant key"
-        404:
-        409:
-        413:
-        415:
-        429:
-        502:
-        503:
-        504:
+      errors: [404, 409, 413, 415, 429, 502, 503, 504]
     """
     svc = services()
     asked = parse.forward_payment_schema().parse(json_body())
@@ -210,9 +190,7 @@ def payment_status(payment_hash: str):
       responses:
         200: {description: The sale, content: {application/json: {schema: PaymentStatus}}}
         400: "invalid_payment_hash: not 64 hexadecimal characters"
-        404:
-        429:
-        503:
+      errors: [404, 429, 503]
     """
     svc = services()
     split = svc.store.get_fresh(parse.payment_hash_path_schema().parse({"payment_hash": payment_hash}))

@@ -54,8 +54,7 @@ def payout_log():
         400: "invalid_date, invalid_timezone, range_too_large, or invalid_payout_query (status,
           limit or cursor; details.field)"
         401: "unauthorized: missing or unknown API key"
-        429:
-        503:
+      errors: [429, 503]
     """
     svc = services()
     _reports, fingerprints = merchant_of_request()
@@ -92,8 +91,7 @@ def payout_log_csv():
           content: {text/csv: {schema: {type: string}}}
         400: "invalid_date, invalid_timezone, range_too_large or invalid_payout_query"
         401: "unauthorized: missing or unknown API key"
-        429:
-        503:
+      errors: [429, 503]
     """
     svc = services()
     _reports, fingerprints = merchant_of_request()
@@ -121,8 +119,7 @@ def retry_payout(payment_hash: str):
         401: "unauthorized: missing or unknown API key"
         404: "split_not_found: none of this merchant's sales has this payment hash"
         409: "split_not_failed: only a failed sale is retried (details.status says what it is)"
-        429:
-        503:
+      errors: [429, 503]
     """
     svc = services()
     _reports, fingerprints = merchant_of_request()

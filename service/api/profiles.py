@@ -47,10 +47,7 @@ def list_profiles():
         200: {description: The profiles, content: {application/json: {schema: SplitProfileList}}}
         400: "merchant_key_cannot_read: the key lacks the READ scope"
         401: "unauthorized: no API key, or Blink does not accept it"
-        429:
-        502:
-        503:
-        504:
+      errors: [429, 502, 503, 504]
     """
     fingerprints = accepted_merchant_key()
     profiles = services().profiles.list(fingerprints)
@@ -75,12 +72,7 @@ def create_profile():
           tip_recipient_is_pos_wallet, merchant_key_cannot_read, ...)"
         401: "unauthorized: no API key, or Blink does not accept it"
         409: "too_many_split_profiles: delete one first"
-        413:
-        415:
-        429:
-        502:
-        503:
-        504:
+      errors: [413, 415, 429, 502, 503, 504]
     """
     fingerprints, profile = _checked_request()
     created = services().profiles.create(fingerprints, profile)
@@ -107,12 +99,7 @@ def replace_profile(profile_id: str):
           unknown_tip_recipient, recipient_unreachable, ...)"
         401: "unauthorized: no API key, or Blink does not accept it"
         404: "split_profile_not_found: none of this merchant's profiles has this id"
-        413:
-        415:
-        429:
-        502:
-        503:
-        504:
+      errors: [413, 415, 429, 502, 503, 504]
     """
     fingerprints, profile = _checked_request()
     updated = services().profiles.update(fingerprints, profile_id, profile)
@@ -137,10 +124,7 @@ def delete_profile(profile_id: str):
         400: "merchant_key_cannot_read: the key lacks the READ scope"
         401: "unauthorized: no API key, or Blink does not accept it"
         404: "split_profile_not_found: none of this merchant's profiles has this id"
-        429:
-        502:
-        503:
-        504:
+      errors: [429, 502, 503, 504]
     """
     fingerprints = accepted_merchant_key()
     if not services().profiles.delete(fingerprints, profile_id):

@@ -57,11 +57,8 @@ def validate_recipient():
                   maxSendableSats: {type: integer, nullable: true}
         400: "recipient_required, recipient_invalid, recipient_unreachable or
           recipient_amount_out_of_range; details.reason says why"
-        413:
-        415:
-        429:
         502: "Blink could not be asked about a Blink username (details.retryable)"
-        504:
+      errors: [413, 415, 429, 504]
     """
     svc = services()
     raw = json_body().get("recipient")

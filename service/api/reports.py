@@ -81,8 +81,7 @@ def summary():
         200: {description: The summary, content: {application/json: {schema: ReportSummary}}}
         400: "invalid_date, invalid_timezone or range_too_large (over 366 days)"
         401: "unauthorized: missing or unknown API key"
-        429:
-        503:
+      errors: [429, 503]
     """
     reports, fingerprints, period = _merchant_request()
     return jsonify(ReportSummarySchema().dump(reports.summary(fingerprints, period))), 200, _NO_STORE
@@ -104,8 +103,7 @@ def tips():
         200: {description: The tips report, content: {application/json: {schema: TipsReport}}}
         400: "invalid_date, invalid_timezone or range_too_large"
         401: "unauthorized: missing or unknown API key"
-        429:
-        503:
+      errors: [429, 503]
     """
     reports, fingerprints, period = _merchant_request()
     return jsonify(TipsReportSchema().dump(reports.tips(fingerprints, period))), 200, _NO_STORE
@@ -131,8 +129,7 @@ def sales_csv():
           content: {text/csv: {schema: {type: string}}}
         400: "invalid_date, invalid_timezone or range_too_large"
         401: "unauthorized: missing or unknown API key"
-        429:
-        503:
+      errors: [429, 503]
     """
     reports, fingerprints, period = _merchant_request()
     pages = reports.sales(fingerprints, period)
@@ -168,7 +165,7 @@ def recipient_stats(username: str):
         200: {description: The recipient's totals, content: {application/json: {schema: RecipientStats}}}
         400: "invalid_username: not a Blink username"
         404: "recipient_not_found: no tip was ever forwarded to this username"
-        503:
+      errors: [503]
     """
     svc = services()
     lookup = RecipientStats(svc.store.recipient_stats, svc.redis).lookup(username)

@@ -37,9 +37,8 @@ def blink_webhook() -> Response:
         200:
           description: Processed or deliberately ignored
           content: {application/json: {schema: WebhookResult}}
-        401:
-        413:
         503: "webhook_not_configured (no BLINK_WEBHOOK_SECRET), or database_unavailable"
+      errors: [401, 413]
     """
     svc = services()
     secret = svc.config.blink_webhook_secret
