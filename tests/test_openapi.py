@@ -11,8 +11,7 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Flask, jsonify
 
 from service.api.openapi import IMPLICIT_METHODS, OPENAPI_PATH, build_document, document_for
-from service.reports.payouts_csv import COLUMNS as PAYOUT_COLUMNS
-from service.reports.sales_csv import COLUMNS as SALES_COLUMNS
+from service.reports.report_csv import PAYOUT_COLUMNS, SALE_COLUMNS
 
 werkzeug_rule_to_openapi_path = FlaskPlugin.flaskpath2openapi
 
@@ -162,7 +161,7 @@ def test_every_operation_taking_a_merchant_key_documents_the_failed_key_throttle
 
 @pytest.mark.parametrize(
     ("path", "columns"),
-    [("/api/reports/sales.csv", SALES_COLUMNS), ("/api/reports/payouts.csv", PAYOUT_COLUMNS)],
+    [("/api/reports/sales.csv", SALE_COLUMNS), ("/api/reports/payouts.csv", PAYOUT_COLUMNS)],
 )
 def test_csv_reports_name_every_column_in_order(app: Flask, path: str, columns: tuple[str, ...]) -> None:
     description = build_document(app)["paths"][path]["get"]["responses"]["200"]["description"]

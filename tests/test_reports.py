@@ -28,7 +28,7 @@ from service.api.openapi import build_document
 from service.domain.model import LegKind, NewSplit, PlannedLeg, TipRecipient
 from service.reports.merchant import MerchantReports
 from service.reports.period import parse_period
-from service.reports.sales_csv import COLUMNS
+from service.reports.report_csv import SALE_COLUMNS as COLUMNS
 from service.store import keys
 from service.store.fingerprints import Fingerprints
 from service.store.lookups import LookupCache

@@ -19,8 +19,8 @@ from service.domain.model import SplitStatus
 from service.errors import Conflict, NotFound
 from service.reports.errors import ReportError
 from service.reports.payouts import PayoutLog, local_payout, parse_payout_query
-from service.reports.payouts_csv import payouts_csv_chunks
 from service.reports.period import parse_period
+from service.reports.report_csv import PAYOUT_COLUMNS
 
 # Without `from`, the log looks back this many days: a tip stuck since last week must show up
 # when the merchant simply asks for failed payouts.
@@ -98,7 +98,7 @@ def payout_log_csv():
     period = parse_period(request.args, utc_now, default_days=DEFAULT_LOOKBACK_DAYS)
     status = parse_payout_query({"status": request.args.get("status", "")}).status
     pages = PayoutLog(svc.db).pages(fingerprints, period, status)
-    return csv_download("payouts", period, pages, lambda every_page: payouts_csv_chunks(every_page, period))
+    return csv_download("payouts", PAYOUT_COLUMNS, period, pages)
 
 
 @payouts_blueprint.post("/api/payouts/<payment_hash>/retry")

@@ -8,8 +8,8 @@ docstring is its OpenAPI operation (service/api/openapi.py).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
@@ -22,13 +22,12 @@ from service.reports.errors import ReportError, UnknownMerchant
 from service.reports.merchant import MerchantReports
 from service.reports.period import ReportPeriod, parse_period
 from service.reports.recipient_stats import RecipientStats
-from service.reports.sales_csv import csv_chunks
+from service.reports.report_csv import SALE_COLUMNS, csv_chunks
 
 reports_blueprint = Blueprint("reports", __name__)
 
 API_KEY_HEADER = "X-API-KEY"
 _NO_STORE = {"Cache-Control": "private, no-store"}
-Row = TypeVar("Row")
 
 
 def _merchant_request() -> tuple[MerchantReports, list[str], ReportPeriod]:
@@ -133,19 +132,16 @@ def sales_csv():
     """
     reports, fingerprints, period = _merchant_request()
     pages = reports.sales(fingerprints, period)
-    return csv_download("sales", period, pages, lambda every_page: csv_chunks(every_page, period))
+    return csv_download("sales", SALE_COLUMNS, period, pages)
 
 
 def csv_download(
-    name: str,
-    period: ReportPeriod,
-    pages: Iterator[list[Row]],
-    chunks: Callable[[Iterable[list[Row]]], Iterator[str]],
+    name: str, columns: Sequence[str], period: ReportPeriod, pages: Iterator[list[Any]]
 ) -> Response:
-    """pages as a streamed CSV attachment named after the report and its period."""
+    """pages as a streamed CSV attachment of those columns, named after the report and its period."""
     # The first page is read before answering, so a database failure is still a JSON error.
     first = list(itertools.islice(pages, 1))
-    body = stream_with_context(chunks(itertools.chain(first, pages)))
+    body = stream_with_context(csv_chunks(columns, itertools.chain(first, pages), period))
     filename = f"{name}_{period.first_day.isoformat()}_{period.last_day.isoformat()}.csv"
     headers = {**_NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
     return Response(body, status=200, headers=headers, content_type="text/csv; charset=utf-8")

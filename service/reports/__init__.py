@@ -2,6 +2,6 @@
 
 - period.py: the `from`/`to`/`tz` reporting period
 - merchant.py: MerchantReports (authentication by key fingerprint, summary, tips, sales pages)
-- sales_csv.py: the sales list as streamed RFC 4180 CSV
+- report_csv.py: the sales list and the payout log as streamed RFC 4180 CSV
 - recipient_stats.py: RecipientStats, the cached public totals of one tip recipient
 """
