@@ -11,15 +11,13 @@ from flask import Blueprint, jsonify, request
 
 from service.api import request_schemas as parse
 from service.api.report_schemas import PayoutLogSchema, RetryAcceptedSchema
-from service.api.reports import csv_download, merchant_of_request, report_error
+from service.api.reports import csv_download, merchant_of_request, merchant_request, report_error
 from service.api.throttle import NO_STORE, client_address, enforce_rate_limits
 from service.context import services
-from service.domain.clock import utc_now
 from service.domain.model import SplitStatus
 from service.errors import Conflict, NotFound
 from service.reports.errors import ReportError
 from service.reports.payouts import PayoutLog, local_payout, parse_payout_query
-from service.reports.period import parse_period
 from service.reports.report_csv import PAYOUT_COLUMNS
 
 # Without `from`, the log looks back this many days: a tip stuck since last week must show up
@@ -56,11 +54,9 @@ def payout_log():
         401: "unauthorized: missing or unknown API key"
       errors: [429, 503]
     """
-    svc = services()
-    _reports, fingerprints = merchant_of_request()
-    period = parse_period(request.args, utc_now, default_days=DEFAULT_LOOKBACK_DAYS)
+    _reports, fingerprints, period = merchant_request(default_days=DEFAULT_LOOKBACK_DAYS)
     query = parse_payout_query(request.args)
-    rows, next_cursor = PayoutLog(svc.db).page(fingerprints, period, query)
+    rows, next_cursor = PayoutLog(services().db).page(fingerprints, period, query)
     answer = {
         "period": period.to_json(),
         "status": query.status,
@@ -93,11 +89,9 @@ def payout_log_csv():
         401: "unauthorized: missing or unknown API key"
       errors: [429, 503]
     """
-    svc = services()
-    _reports, fingerprints = merchant_of_request()
-    period = parse_period(request.args, utc_now, default_days=DEFAULT_LOOKBACK_DAYS)
+    _reports, fingerprints, period = merchant_request(default_days=DEFAULT_LOOKBACK_DAYS)
     status = parse_payout_query({"status": request.args.get("status", "")}).status
-    pages = PayoutLog(svc.db).pages(fingerprints, period, status)
+    pages = PayoutLog(services().db).pages(fingerprints, period, status)
     return csv_download("payouts", PAYOUT_COLUMNS, period, pages)
 
 

@@ -14,7 +14,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from service.api.report_schemas import RecipientStatsSchema, ReportSummarySchema, TipsReportSchema
-from service.api.throttle import count_failed_auth, refuse_if_failing_auth, require_blink_accepts
+from service.api.throttle import (
+    API_KEY_HEADER,
+    NO_STORE,
+    count_failed_auth,
+    refuse_if_failing_auth,
+    require_blink_accepts,
+)
 from service.context import services
 from service.domain.clock import utc_now
 from service.errors import NotFound, error_response
@@ -26,14 +32,13 @@ from service.reports.report_csv import SALE_COLUMNS, csv_chunks
 
 reports_blueprint = Blueprint("reports", __name__)
 
-API_KEY_HEADER = "X-API-KEY"
-_NO_STORE = {"Cache-Control": "private, no-store"}
 
 
-def _merchant_request() -> tuple[MerchantReports, list[str], ReportPeriod]:
-    """The reports, the caller's key fingerprints (401 first) and the requested period."""
+def merchant_request(default_days: int = 1) -> tuple[MerchantReports, list[str], ReportPeriod]:
+    """The reports, the caller's key fingerprints (401 first) and the requested period (without
+    `from`, the default_days days ending at `to`)."""
     reports, fingerprints = merchant_of_request()
-    return reports, fingerprints, parse_period(request.args, utc_now)
+    return reports, fingerprints, parse_period(request.args, utc_now, default_days=default_days)
 
 
 def merchant_of_request() -> tuple[MerchantReports, list[str]]:
@@ -82,8 +87,8 @@ def summary():
         401: "unauthorized: missing or unknown API key"
       errors: [429, 503]
     """
-    reports, fingerprints, period = _merchant_request()
-    return jsonify(ReportSummarySchema().dump(reports.summary(fingerprints, period))), 200, _NO_STORE
+    reports, fingerprints, period = merchant_request()
+    return jsonify(ReportSummarySchema().dump(reports.summary(fingerprints, period))), 200, NO_STORE
 
 
 @reports_blueprint.get("/api/reports/tips")
@@ -104,8 +109,8 @@ def tips():
         401: "unauthorized: missing or unknown API key"
       errors: [429, 503]
     """
-    reports, fingerprints, period = _merchant_request()
-    return jsonify(TipsReportSchema().dump(reports.tips(fingerprints, period))), 200, _NO_STORE
+    reports, fingerprints, period = merchant_request()
+    return jsonify(TipsReportSchema().dump(reports.tips(fingerprints, period))), 200, NO_STORE
 
 
 @reports_blueprint.get("/api/reports/sales.csv")
@@ -130,7 +135,7 @@ def sales_csv():
         401: "unauthorized: missing or unknown API key"
       errors: [429, 503]
     """
-    reports, fingerprints, period = _merchant_request()
+    reports, fingerprints, period = merchant_request()
     pages = reports.sales(fingerprints, period)
     return csv_download("sales", SALE_COLUMNS, period, pages)
 
@@ -143,7 +148,7 @@ def csv_download(
     first = list(itertools.islice(pages, 1))
     body = stream_with_context(csv_chunks(columns, itertools.chain(first, pages), period))
     filename = f"{name}_{period.first_day.isoformat()}_{period.last_day.isoformat()}.csv"
-    headers = {**_NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
+    headers = {**NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'}
     return Response(body, status=200, headers=headers, content_type="text/csv; charset=utf-8")
 
 
