@@ -11,13 +11,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.api.fields import ErrorCode
+from service.api.fields import ErrorCode, shared_schema
 from service.api.request_schemas import (
     ForwardPaymentSchema,
     ForwardWithTipsSchema,
     ValidationFailed,
-    forward_payment_schema,
-    forward_with_tips_schema,
 )
 from service.api.response_schemas import (
     PUBLIC_FORWARD_EXCLUDE,
@@ -29,7 +27,7 @@ from service.api.response_schemas import (
     IssuedInvoice,
     PaymentStatusSchema,
 )
-from service.api.sale_request import CreateInvoiceSchema, create_invoice_schema
+from service.api.sale_request import CreateInvoiceSchema
 from service.domain.model import Leg, LegKind, LegStatus, Split, SplitStatus, TipRecipient
 from service.domain.normalize import normalize_username
 from service.errors import BadRequest
@@ -649,12 +647,13 @@ def test_any_body_gives_a_consistent_request_or_a_known_code(overrides, recipien
 
 
 def test_view_entry_points_parse_with_the_configured_limit():
-    assert create_invoice_schema(MAX_SATS).parse(sale()).invoice_sats == 1000
+    assert shared_schema(CreateInvoiceSchema, max_invoice_sats=MAX_SATS).parse(sale()).invoice_sats == 1000
     with pytest.raises(ValidationFailed) as caught:
-        create_invoice_schema(5000).parse(sale(amount=6000))
+        shared_schema(CreateInvoiceSchema, max_invoice_sats=5000).parse(sale(amount=6000))
     assert caught.value.code == "amount_too_large"
-    assert forward_with_tips_schema(MAX_SATS).parse({"paymentHash": HASH.upper()}).payment_hash == HASH
-    forward = forward_payment_schema().parse(
+    forward_with_tips = shared_schema(ForwardWithTipsSchema, max_invoice_sats=MAX_SATS)
+    assert forward_with_tips.parse({"paymentHash": HASH.upper()}).payment_hash == HASH
+    forward = shared_schema(ForwardPaymentSchema).parse(
         {"paymentHash": HASH, "userApiKey": API_KEY, "userWalletId": "w1"}
     )
     assert forward.merchant_wallet_id == "w1"

@@ -10,9 +10,10 @@ import dataclasses
 
 from flask import Blueprint, jsonify, request
 
-from service.api import request_schemas as parse
 from service.api.body import json_body
+from service.api.fields import shared_schema
 from service.api.payment_errors import payment_error_response
+from service.api.request_schemas import ForwardPaymentSchema, ForwardWithTipsSchema, PaymentHashPathSchema
 from service.api.response_schemas import (
     PUBLIC_FORWARD_EXCLUDE,
     PUBLIC_STATUS_EXCLUDE,
@@ -21,9 +22,8 @@ from service.api.response_schemas import (
     ForwardResponseSchema,
     IssuedInvoice,
     PaymentStatusSchema,
-    response_schema,
 )
-from service.api.sale_request import create_invoice_schema
+from service.api.sale_request import CreateInvoiceSchema
 from service.api.throttle import (
     API_KEY_HEADER,
     NO_STORE,
@@ -79,7 +79,7 @@ def create_invoice():
       errors: [413, 415, 429, 502, 503, 504]
     """
     svc = services()
-    sale = create_invoice_schema(svc.config.max_invoice_sats).parse(json_body())
+    sale = shared_schema(CreateInvoiceSchema, max_invoice_sats=svc.config.max_invoice_sats).parse(json_body())
     refuse_if_failing_auth()
     _limit_invoices("ip", client_address(), svc.config.rate_limit_per_ip_per_minute)
     sale = _with_profile_recipients(sale)
@@ -97,7 +97,7 @@ def create_invoice():
         count_failed_auth()
         raise
     invoice = IssuedInvoice(split, sale.currency, svc.config.blinkpos_btc_wallet_id)
-    return jsonify(response_schema(CreateInvoiceResponseSchema).dump({"invoice": invoice}))
+    return jsonify(shared_schema(CreateInvoiceResponseSchema).dump({"invoice": invoice}))
 
 
 @payments_blueprint.post("/api/blink/forward-with-tips")
@@ -122,7 +122,8 @@ def forward_with_tips():
       errors: [400, 404, 409, 413, 415, 429, 502, 503, 504]
     """
     svc = services()
-    asked = parse.forward_with_tips_schema(svc.config.max_invoice_sats).parse(json_body())
+    body_schema = shared_schema(ForwardWithTipsSchema, max_invoice_sats=svc.config.max_invoice_sats)
+    asked = body_schema.parse(json_body())
     enforce_rate_limits(
         "forward",
         [
@@ -137,7 +138,7 @@ def forward_with_tips():
         asked.payment_hash, source="forward-with-tips", client_total_sats=asked.client_total_sats
     )
     full = is_merchant_of(outcome.split.merchant_key_fingerprint)
-    schema = response_schema(ForwardResponseSchema, () if full else PUBLIC_FORWARD_EXCLUDE)
+    schema = shared_schema(ForwardResponseSchema, exclude=() if full else PUBLIC_FORWARD_EXCLUDE)
     return jsonify(schema.dump(Forwarded(outcome.split, outcome.already_processed))), 200, NO_STORE
 
 
@@ -162,14 +163,14 @@ def forward_payment():
       errors: [404, 409, 413, 415, 429, 502, 503, 504]
     """
     svc = services()
-    asked = parse.forward_payment_schema().parse(json_body())
+    asked = shared_schema(ForwardPaymentSchema).parse(json_body())
     refuse_if_failing_auth()
     try:
         outcome = forward_for_merchant(svc.forwarder, svc.store, svc.fingerprints.matches, asked)
     except MerchantMismatch:
         count_failed_auth()
         raise
-    answer = response_schema(ForwardResponseSchema).dump(Forwarded(outcome.split, outcome.already_processed))
+    answer = shared_schema(ForwardResponseSchema).dump(Forwarded(outcome.split, outcome.already_processed))
     return jsonify(answer), 200, NO_STORE
 
 
@@ -193,11 +194,11 @@ def payment_status(payment_hash: str):
       errors: [404, 429, 503]
     """
     svc = services()
-    split = svc.store.get_fresh(parse.payment_hash_path_schema().parse({"payment_hash": payment_hash}))
+    split = svc.store.get_fresh(shared_schema(PaymentHashPathSchema).parse({"payment_hash": payment_hash}))
     if split is None:
         raise NotFound("split_not_found", "No invoice with this payment hash was created here.")
     full = is_merchant_of(split.merchant_key_fingerprint)
-    schema = response_schema(PaymentStatusSchema, () if full else PUBLIC_STATUS_EXCLUDE)
+    schema = shared_schema(PaymentStatusSchema, exclude=() if full else PUBLIC_STATUS_EXCLUDE)
     return jsonify(schema.dump(split)), 200, NO_STORE
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from service.api import request_schemas as parse
+from service.api.fields import shared_schema
 from service.api.report_schemas import PayoutLogSchema, RetryAcceptedSchema
 from service.api.reports import csv_download, merchant_of_request, merchant_request, report_error
+from service.api.request_schemas import PaymentHashPathSchema
 from service.api.throttle import NO_STORE, client_address, enforce_rate_limits
 from service.context import services
 from service.domain.model import SplitStatus
@@ -117,7 +118,7 @@ def retry_payout(payment_hash: str):
     """
     svc = services()
     _reports, fingerprints = merchant_of_request()
-    payment_hash = parse.payment_hash_path_schema().parse({"payment_hash": payment_hash})
+    payment_hash = shared_schema(PaymentHashPathSchema).parse({"payment_hash": payment_hash})
     _limit_retries("ip", client_address(), svc.config.rate_limit_forward_per_ip_per_minute)
     split = svc.store.get_fresh(payment_hash)
     if split is None or split.merchant_key_fingerprint not in fingerprints:

@@ -6,7 +6,6 @@ profile accepts exactly the recipients a sale accepts, with the same codes.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,7 +79,3 @@ PROFILE_SCHEMAS: dict[str, Any] = {
     "SplitProfileList": SplitProfileListSchema,
 }
 
-
-@functools.cache
-def split_profile_request_schema() -> SplitProfileRequestSchema:
-    return SplitProfileRequestSchema()

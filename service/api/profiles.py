@@ -13,11 +13,12 @@ import dataclasses
 from flask import Blueprint, Response, jsonify
 
 from service.api.body import json_body
+from service.api.fields import shared_schema
 from service.api.payment_errors import payment_error_response
 from service.api.profile_schemas import (
     SplitProfileListSchema,
+    SplitProfileRequestSchema,
     SplitProfileSchema,
-    split_profile_request_schema,
 )
 from service.api.throttle import NO_STORE, accepted_merchant_key, client_address, enforce_rate_limits
 from service.blink import BlinkTimeout, BlinkUnavailable
@@ -136,7 +137,7 @@ def _checked_request() -> tuple[tuple[str, ...], ProfileInput]:
     """The caller's fingerprints and the body's profile, its recipients checked as a sale checks
     them (PayoutPlanner.check: the same spelling merged, Blink users known, addresses reachable)."""
     svc = services()
-    profile = split_profile_request_schema().parse(json_body())
+    profile = shared_schema(SplitProfileRequestSchema).parse(json_body())
     fingerprints = accepted_merchant_key()
     enforce_rate_limits(
         "split-profiles",

@@ -9,7 +9,6 @@ field or cross-field, leaves its message in ``details.fields``; the highest-rank
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -161,18 +160,3 @@ def _flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
         flat.setdefault(prefix or "_schema", []).append(str(messages))
     return flat
 
-
-# Schemas keep nothing between loads, so one of each serves every request; built on first use.
-@functools.cache
-def forward_with_tips_schema(max_invoice_sats: int) -> ForwardWithTipsSchema:
-    return ForwardWithTipsSchema(max_invoice_sats=max_invoice_sats)
-
-
-@functools.cache
-def forward_payment_schema() -> ForwardPaymentSchema:
-    return ForwardPaymentSchema()
-
-
-@functools.cache
-def payment_hash_path_schema() -> PaymentHashPathSchema:
-    return PaymentHashPathSchema()

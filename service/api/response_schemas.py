@@ -5,7 +5,6 @@ split seen as the POS page sees it (its tip legs with their shares, the forwardi
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -410,9 +409,3 @@ PUBLIC_FORWARD_EXCLUDE = (
     "details.tip_result.recipients.payment_hash",
 )
 
-
-@functools.cache
-def response_schema(schema: type[Schema], exclude: tuple[str, ...] = ()) -> Schema:
-    """One instance per schema and exclusion, built on first use: a dump keeps nothing between
-    calls, and building a schema with its nested ones cost a create-invoice about 6% of its CPU."""
-    return schema(exclude=exclude)

@@ -20,7 +20,6 @@ Decisions on what the POS page may send:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any, ClassVar
@@ -321,8 +320,3 @@ def recipient_list(
         return None
     return tuple(TipRecipient(entry["username"], entry["share"] or Fraction(1)) for entry in listed)
 
-
-# The schema keeps nothing between loads, so one per limit serves every request; built on first use.
-@functools.cache
-def create_invoice_schema(max_invoice_sats: int) -> CreateInvoiceSchema:
-    return CreateInvoiceSchema(max_invoice_sats=max_invoice_sats)
