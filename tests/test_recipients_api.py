@@ -51,6 +51,15 @@ def test_lightning_address_answers_kind_normal_form_and_range(app_with, server):
     assert len(server.seen) == 1  # the second answer came from the cache
 
 
+def test_a_blink_user_when_blink_does_not_answer_is_a_retryable_502(app_with):
+    client = app_with().test_client()  # the test config's Blink URL: nothing listens there
+    answer = client.post(URL, json={"recipient": "alice"})
+    assert answer.status_code == 502
+    assert answer.get_json()["code"] == "blink_unavailable"
+    assert answer.get_json()["error"] == "Blink is not answering."
+    assert answer.get_json()["details"] == {"retryable": True}
+
+
 def test_blink_user_is_checked_at_blink(app_with, sim_clean):
     account = sim_clean.create_account()
     client = app_with(blink_api_url=sim_clean.graphql_url).test_client()

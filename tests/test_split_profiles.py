@@ -229,6 +229,14 @@ def test_a_missing_or_refused_key_is_unauthorized_for_every_verb(sale_client, he
     assert [(a.status_code, a.get_json()["code"]) for a in answers] == [(401, "unauthorized")] * 4
 
 
+def test_a_key_blink_cannot_be_asked_about_is_a_retryable_502(client):
+    # The plain app's Blink URL has nothing listening: the key can be neither accepted nor refused.
+    answer = client.get("/api/split-profiles", headers={"X-API-KEY": "blink_key_nobody_checked"})
+    assert answer.status_code == 502
+    assert answer.get_json()["code"] == "blink_unavailable"
+    assert answer.get_json()["details"] == {"retryable": True}
+
+
 def test_an_unknown_or_malformed_id_is_not_found(sale_client, merchant, tipee):
     body = profile_body("x", (tipee(), 1))
     for profile_id in ("00000000-0000-4000-8000-000000000000", "nope", "1"):

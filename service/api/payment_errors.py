@@ -1,10 +1,12 @@
-"""The one table from business errors (service/domain/errors.py) to HTTP answers."""
+"""The one table from business errors (service/domain/errors.py) to HTTP answers, and the
+answer to a call Blink did not answer."""
 
 from __future__ import annotations
 
 from flask import Response
 
 from service.api.response_schemas import PUBLIC_LEG_EXCLUDE, LegStatusSchema
+from service.blink import BlinkTimeout, BlinkUnavailable
 from service.domain import errors as payment
 from service.errors import (
     ApiError,
@@ -47,3 +49,10 @@ def _api_error(error: payment.PaymentError) -> ApiError:
     if isinstance(error, payment.UpstreamRejected):
         details.setdefault("retryable", False)
     return _STATUS.get(type(error), BadRequest)(error.code, error.message, details)
+
+
+def blink_unavailable(error: BlinkUnavailable) -> ApiError:
+    """504 when Blink timed out, else 502: either way the same call may be repeated."""
+    if isinstance(error, BlinkTimeout):
+        return GatewayTimeout("blink_timeout", "Blink did not answer in time.", {"retryable": True})
+    return BadGateway("blink_unavailable", "Blink is not answering.", {"retryable": True})

@@ -14,18 +14,18 @@ from flask import Blueprint, Response, jsonify
 
 from service.api.body import json_body
 from service.api.fields import shared_schema
-from service.api.payment_errors import payment_error_response
+from service.api.payment_errors import blink_unavailable, payment_error_response
 from service.api.profile_schemas import (
     SplitProfileListSchema,
     SplitProfileRequestSchema,
     SplitProfileSchema,
 )
 from service.api.throttle import NO_STORE, accepted_merchant_key, client_address, enforce_rate_limits
-from service.blink import BlinkTimeout, BlinkUnavailable
+from service.blink import BlinkUnavailable
 from service.context import services
 from service.domain.errors import PaymentError
 from service.domain.profiles import ProfileInput
-from service.errors import BadGateway, Conflict, GatewayTimeout, NotFound
+from service.errors import Conflict, NotFound
 
 profiles_blueprint = Blueprint("profiles", __name__)
 profiles_blueprint.register_error_handler(PaymentError, payment_error_response)
@@ -146,8 +146,6 @@ def _checked_request() -> tuple[tuple[str, ...], ProfileInput]:
     )
     try:
         recipients = svc.payouts.check(profile.recipients, "recipients")
-    except BlinkTimeout:
-        raise GatewayTimeout("blink_timeout", "Blink did not answer in time.", {"retryable": True}) from None
-    except BlinkUnavailable:
-        raise BadGateway("blink_unavailable", "Blink is not answering.", {"retryable": True}) from None
+    except BlinkUnavailable as error:
+        raise blink_unavailable(error) from None
     return fingerprints, dataclasses.replace(profile, recipients=recipients)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from service.api.body import json_body
-from service.blink import BlinkTimeout, BlinkUnavailable
+from service.api.payment_errors import blink_unavailable
+from service.blink import BlinkUnavailable
 from service.context import services
-from service.errors import BadGateway, BadRequest, GatewayTimeout, TooManyRequests
+from service.errors import BadRequest, TooManyRequests
 from service.lnurl import LnurlError
 
 recipients_blueprint = Blueprint("recipients", __name__)
@@ -69,10 +70,8 @@ def validate_recipient():
         resolution = svc.recipients.resolve(raw)
     except LnurlError as error:
         raise BadRequest(error.code, error.message, {"reason": error.reason}) from None
-    except BlinkTimeout:
-        raise GatewayTimeout("blink_timeout", "Blink did not answer in time.", {"retryable": True}) from None
-    except BlinkUnavailable:
-        raise BadGateway("blink_unavailable", "Blink is not answering.", {"retryable": True}) from None
+    except BlinkUnavailable as error:
+        raise blink_unavailable(error) from None
     return jsonify(resolution.as_json())
 
 

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from flask import request
 
 from service.api.fields import MAX_API_KEY_CHARS
-from service.blink import BlinkError, BlinkForbidden, BlinkTimeout, BlinkUnauthorized, BlinkUnavailable
+from service.api.payment_errors import blink_unavailable
+from service.blink import BlinkError, BlinkForbidden, BlinkUnauthorized, BlinkUnavailable
 from service.context import services
-from service.errors import BadGateway, BadRequest, GatewayTimeout, TooManyRequests, Unauthorized
+from service.errors import BadGateway, BadRequest, TooManyRequests, Unauthorized
 from service.store.lookups import LookupCache
 
 _FAILED_AUTH = "auth-failed"
@@ -113,10 +114,8 @@ def require_blink_accepts(api_key: str, fingerprints: Sequence[str]) -> None:
     except BlinkUnauthorized:
         count_failed_auth()
         raise Unauthorized("unauthorized", "Blink did not accept this API key.") from None
-    except BlinkTimeout:
-        raise GatewayTimeout("blink_timeout", "Blink did not answer in time.", {"retryable": True}) from None
-    except BlinkUnavailable:
-        raise BadGateway("blink_unavailable", "Blink is not answering.", {"retryable": True}) from None
+    except BlinkUnavailable as error:
+        raise blink_unavailable(error) from None
     except BlinkError:
         message = "Blink refused to check this API key."
         raise BadGateway("blink_rejected", message, {"retryable": False}) from None
