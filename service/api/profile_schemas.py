@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
-from service.api.fields import ErrorCode, NumberField, Text, WholeList, message
+from service.api.fields import ApiSchema, ErrorCode, NumberField, Text, WholeList, message
 from service.api.request_schemas import RequestSchema
 from service.api.sale_request import TipRecipientSchema, recipient_list
 from service.domain.profiles import MAX_PROFILE_NAME_CHARS, MAX_PROFILE_RECIPIENTS, ProfileInput
@@ -56,20 +56,20 @@ class SplitProfileRequestSchema(RequestSchema):
         return None if recipients is None else ProfileInput(data["name"].strip(), recipients)
 
 
-class ProfileRecipientSchema(Schema):
+class ProfileRecipientSchema(ApiSchema):
     username = fields.String(required=True)
     share = NumberField(required=True, metadata={"description": "relative weight"})
 
 
-class SplitProfileSchema(Schema):
+class SplitProfileSchema(ApiSchema):
     id = fields.String(required=True, metadata={"format": "uuid"})
     name = fields.String(required=True)
     recipients = fields.List(fields.Nested(ProfileRecipientSchema), required=True)
-    created_at = fields.DateTime(data_key="createdAt", required=True)
-    updated_at = fields.DateTime(data_key="updatedAt", required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
 
 
-class SplitProfileListSchema(Schema):
+class SplitProfileListSchema(ApiSchema):
     profiles = fields.List(fields.Nested(SplitProfileSchema), required=True)
 
 
@@ -78,4 +78,3 @@ PROFILE_SCHEMAS: dict[str, Any] = {
     "SplitProfile": SplitProfileSchema,
     "SplitProfileList": SplitProfileListSchema,
 }
-

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from service.api.fields import ApiSchema
 
-class ReportPeriodSchema(Schema):
-    from_ = fields.String(
-        attribute="from", data_key="from", metadata={"description": "First local day, YYYY-MM-DD"}
-    )
+
+class ReportPeriodSchema(ApiSchema):
+    from_ = fields.String(attribute="from", metadata={"description": "First local day, YYYY-MM-DD"})
     to = fields.String(metadata={"description": "Last local day (inclusive), YYYY-MM-DD"})
     timezone = fields.String(metadata={"description": "IANA zone the days are counted in"})
     start = fields.String(metadata={"description": "First instant of the period (ISO 8601, UTC)"})
     end = fields.String(metadata={"description": "First instant after the period (ISO 8601, UTC)"})
 
 
-class SalesTotalsSchema(Schema):
+class SalesTotalsSchema(ApiSchema):
     sales = fields.Integer(metadata={"description": "Completed sales"})
     tippedSales = fields.Integer(metadata={"description": "Completed sales with a tip"})
     invoiceSats = fields.Integer(metadata={"description": "Sats the customers paid"})
@@ -35,19 +35,19 @@ class DaySalesSchema(SalesTotalsSchema):
     date = fields.String(metadata={"description": "Local day, YYYY-MM-DD"})
 
 
-class DisplayTotalsSchema(Schema):
+class DisplayTotalsSchema(ApiSchema):
     currency = fields.String()
     sales = fields.Integer()
     baseAmount = fields.String(metadata={"description": "Decimal text, display currency"})
     tipAmount = fields.String(metadata={"description": "Decimal text, display currency"})
 
 
-class NotForwardedSchema(Schema):
+class NotForwardedSchema(ApiSchema):
     sales = fields.Integer()
     invoiceSats = fields.Integer()
 
 
-class ReportSummarySchema(Schema):
+class ReportSummarySchema(ApiSchema):
     period = fields.Nested(ReportPeriodSchema)
     totals = fields.Nested(SalesTotalsSchema, metadata={"description": "Completed sales only"})
     displayTotals = fields.List(fields.Nested(DisplayTotalsSchema))
@@ -59,7 +59,7 @@ class ReportSummarySchema(Schema):
     days = fields.List(fields.Nested(DaySalesSchema), metadata={"description": "Every day of the period"})
 
 
-class RecipientTipsSchema(Schema):
+class RecipientTipsSchema(ApiSchema):
     username = fields.String()
     tips = fields.Integer()
     tipSats = fields.Integer()
@@ -67,33 +67,33 @@ class RecipientTipsSchema(Schema):
     lastTipAt = fields.String(metadata={"description": "Last tipped sale, in the report's zone"})
 
 
-class DayRecipientTipsSchema(Schema):
+class DayRecipientTipsSchema(ApiSchema):
     username = fields.String()
     tips = fields.Integer()
     tipSats = fields.Integer()
 
 
-class DayTipsSchema(Schema):
+class DayTipsSchema(ApiSchema):
     date = fields.String()
     tips = fields.Integer()
     tipSats = fields.Integer()
     recipients = fields.List(fields.Nested(DayRecipientTipsSchema))
 
 
-class TipsTotalsSchema(Schema):
+class TipsTotalsSchema(ApiSchema):
     recipients = fields.Integer()
     tips = fields.Integer()
     tipSats = fields.Integer()
 
 
-class TipsReportSchema(Schema):
+class TipsReportSchema(ApiSchema):
     period = fields.Nested(ReportPeriodSchema)
     totals = fields.Nested(TipsTotalsSchema)
     recipients = fields.List(fields.Nested(RecipientTipsSchema), metadata={"description": "Most sats first"})
     days = fields.List(fields.Nested(DayTipsSchema), metadata={"description": "Every day of the period"})
 
 
-class RecipientStatsSchema(Schema):
+class RecipientStatsSchema(ApiSchema):
     username = fields.String()
     tipCount = fields.Integer()
     totalSats = fields.Integer()
@@ -104,23 +104,18 @@ class RecipientStatsSchema(Schema):
     lastTipAt = fields.String(metadata={"description": "ISO 8601, UTC"})
 
 
-class PayoutSchema(Schema):
+class PayoutSchema(ApiSchema):
     """Dumps the documents of service.reports.payouts.local_payout (times in the report's zone)."""
 
-    payment_hash = fields.String(
-        data_key="paymentHash", required=True, metadata={"description": "the sale's"}
-    )
+    payment_hash = fields.String(required=True, metadata={"description": "the sale's"})
     created_at = fields.String(
         data_key="saleCreatedAt", required=True, metadata={"description": "the sale's, in the report's zone"}
     )
-    sale_status = fields.String(
-        data_key="saleStatus", required=True, metadata={"description": "a failed sale may be retried"}
-    )
+    sale_status = fields.String(required=True, metadata={"description": "a failed sale may be retried"})
     kind = fields.String(required=True, metadata={"description": "base | tip"})
     recipient = fields.String(required=True, metadata={"description": "merchant wallet id or recipient"})
     sats = fields.Integer(required=True)
     fee_sats = fields.Integer(
-        data_key="feeSats",
         allow_none=True,
         required=True,
         metadata={"description": "routing fee paid out of the leg; null until it succeeded"},
@@ -129,34 +124,32 @@ class PayoutSchema(Schema):
         required=True, metadata={"description": "planned|invoiced|sending|succeeded|failed"}
     )
     attempts = fields.Integer(required=True)
-    last_error = fields.String(data_key="lastError", allow_none=True, required=True)
+    last_error = fields.String(allow_none=True, required=True)
     next_attempt_at = fields.String(
-        data_key="nextAttemptAt",
         allow_none=True,
         required=True,
         metadata={"description": "when the worker tries again; null when it will not by itself"},
     )
-    paid_at = fields.String(data_key="paidAt", allow_none=True, required=True)
+    paid_at = fields.String(allow_none=True, required=True)
 
 
-class PayoutLogSchema(Schema):
+class PayoutLogSchema(ApiSchema):
     period = fields.Nested(ReportPeriodSchema, required=True)
     status = fields.String(required=True, metadata={"description": "all | open | failed"})
     payouts = fields.List(
         fields.Nested(PayoutSchema), required=True, metadata={"description": "Newest first"}
     )
     next_cursor = fields.String(
-        data_key="nextCursor",
         allow_none=True,
         required=True,
         metadata={"description": "pass as cursor for the next page; null on the last page"},
     )
 
 
-class RetryAcceptedSchema(Schema):
-    payment_hash = fields.String(data_key="paymentHash", required=True)
+class RetryAcceptedSchema(ApiSchema):
+    payment_hash = fields.String(required=True)
     status = fields.String(required=True, metadata={"description": "forwarding: the worker pays it next"})
-    legs_reset = fields.Integer(data_key="legsReset", required=True, metadata={"description": "failed legs"})
+    legs_reset = fields.Integer(required=True, metadata={"description": "failed legs"})
 
 
 REPORT_SCHEMAS: dict[str, type[Schema]] = {

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, ValidationError, fields, validate
 
 from service.api.fields import (
     CODE_OF_MESSAGE,
     ApiKeyField,
+    ApiSchema,
     ErrorCode,
     MemoField,
     NonBlankString,
@@ -40,7 +41,7 @@ class ValidationFailed(BadRequest):
         self.fields = fields
 
 
-class RequestSchema(Schema):
+class RequestSchema(ApiSchema):
     """Loads the fields, then ``build`` applies the cross-field rules once and makes the request."""
 
     class Meta:
@@ -89,9 +90,8 @@ class RequestSchema(Schema):
 class ForwardWithTipsSchema(RequestSchema):
     """``POST /api/blink/forward-with-tips`` → ForwardWithTipsRequest."""
 
-    payment_hash = PaymentHashField(data_key="paymentHash", required=True)
+    payment_hash = PaymentHashField(required=True)
     total_amount = fields.Integer(
-        data_key="totalAmount",
         strict=True,
         allow_none=True,
         load_default=None,
@@ -115,14 +115,13 @@ class ForwardWithTipsSchema(RequestSchema):
 class ForwardPaymentSchema(RequestSchema):
     """``POST /api/blink/forward-payment`` → ForwardPaymentRequest; amount/memo the page sends are ignored."""
 
-    payment_hash = PaymentHashField(data_key="paymentHash", required=True)
+    payment_hash = PaymentHashField(required=True)
     api_key = ApiKeyField(
         data_key="userApiKey",
         required=True,
         error_messages={"required": USER_API_KEY_REQUIRED, "null": USER_API_KEY_REQUIRED},
     )
     user_wallet_id = NonBlankString(
-        data_key="userWalletId",
         required=True,
         strip=True,
         validate=validate.Length(max=MAX_WALLET_ID_CHARS, error="userWalletId is too long"),
@@ -138,7 +137,9 @@ class ForwardPaymentSchema(RequestSchema):
 class PaymentHashPathSchema(RequestSchema):
     """The ``<payment_hash>`` of a URL → its canonical form."""
 
-    payment_hash = PaymentHashField(required=True, metadata={"description": "the invoice's payment hash"})
+    payment_hash = PaymentHashField(
+        data_key="payment_hash", required=True, metadata={"description": "the invoice's payment hash"}
+    )
 
     def build(self, data: dict[str, Any], original: Mapping[str, Any], errors: dict[str, list[str]]) -> Any:
         return None if errors else data["payment_hash"]
@@ -159,4 +160,3 @@ def _flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     else:
         flat.setdefault(prefix or "_schema", []).append(str(messages))
     return flat
-

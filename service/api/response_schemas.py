@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from marshmallow import Schema, fields, post_dump, validate
+from marshmallow import fields, post_dump, validate
 
-from service.api.fields import NumberField, ShareField
+from service.api.fields import ApiSchema, NumberField, ShareField
 from service.blink.key_check import POS_KEY_ANSWERS
 from service.domain.model import LegKind, LegStatus, Split
 from service.payments.forwarding import ForwardOutcome
@@ -113,19 +113,17 @@ class Forwarded(ForwardOutcome):
 # --- the POS answers ------------------------------------------------------------------------------
 
 
-class TipLegSchema(Schema):
+class TipLegSchema(ApiSchema):
     username = fields.String(metadata={"description": "merchant's own key only"})
     share = ShareField(allow_none=True, metadata={"description": "relative weight"})
     sats = fields.Integer(required=True)
     status = fields.String(required=True, metadata={"description": LEG_STATES})
-    payment_hash = fields.String(data_key="paymentHash", allow_none=True)
+    payment_hash = fields.String(allow_none=True)
 
 
-class InvoiceSchema(Schema):
-    payment_request = fields.String(
-        attribute="split.payment_request", data_key="paymentRequest", required=True
-    )
-    payment_hash = fields.String(attribute="split.payment_hash", data_key="paymentHash", required=True)
+class InvoiceSchema(ApiSchema):
+    payment_request = fields.String(attribute="split.payment_request", required=True)
+    payment_hash = fields.String(attribute="split.payment_hash", required=True)
     satoshis = fields.Integer(
         attribute="split.invoice_sats", required=True, metadata={"description": "invoice amount in sats"}
     )
@@ -134,86 +132,78 @@ class InvoiceSchema(Schema):
     memo = fields.String(required=True)
     wallet_id = fields.String(
         attribute="pos_wallet_id",
-        data_key="walletId",
         required=True,
         metadata={"description": "the POS wallet"},
     )
     user_wallet_id = fields.String(
         attribute="split.merchant_wallet_id",
-        data_key="userWalletId",
         required=True,
         allow_none=True,
         metadata={"description": "the merchant's wallet; null for a merchant paid at an address"},
     )
-    has_tip = fields.Boolean(attribute="split.has_tip", data_key="hasTip", required=True)
+    has_tip = fields.Boolean(attribute="split.has_tip", required=True)
     tip_amount = fields.Integer(
         attribute="split.tip_sats",
-        data_key="tipAmount",
         required=True,
         metadata={"description": "tip in sats"},
     )
     tip_recipient = fields.String(
-        data_key="tipRecipient", allow_none=True, metadata={"description": "the first tip recipient, if any"}
+        allow_none=True, metadata={"description": "the first tip recipient, if any"}
     )
-    tip_recipients = fields.List(
-        fields.Nested(TipLegSchema), attribute="tip_legs", data_key="tipRecipients", required=True
-    )
-    expires_at = fields.DateTime(attribute="split.expires_at", data_key="expiresAt", required=True)
+    tip_recipients = fields.List(fields.Nested(TipLegSchema), attribute="tip_legs", required=True)
+    expires_at = fields.DateTime(attribute="split.expires_at", required=True)
 
 
-class CreateInvoiceResponseSchema(Schema):
+class CreateInvoiceResponseSchema(ApiSchema):
     success = fields.Boolean(required=True, dump_default=True)
     invoice = fields.Nested(InvoiceSchema, required=True)
 
 
-class TipResultSchema(Schema):
+class TipResultSchema(ApiSchema):
     success = fields.Boolean(required=True, metadata={"description": "every tip leg succeeded"})
-    total_tip_amount = fields.Integer(data_key="totalTipAmount", required=True)
+    total_tip_amount = fields.Integer(required=True)
     recipients = fields.List(fields.Nested(TipLegSchema), attribute="legs", required=True)
 
 
-class TipSplittingSchema(Schema):
-    recipient_count = fields.Integer(data_key="recipientCount", required=True)
+class TipSplittingSchema(ApiSchema):
+    recipient_count = fields.Integer(required=True)
     amounts = fields.List(fields.Integer(), required=True, metadata={"description": "sats per tip leg"})
 
 
-class ForwardDetailsSchema(Schema):
-    payment_hash = fields.String(attribute="split.payment_hash", data_key="paymentHash", required=True)
+class ForwardDetailsSchema(ApiSchema):
+    payment_hash = fields.String(attribute="split.payment_hash", required=True)
     total_amount = fields.Integer(
         attribute="split.invoice_sats",
-        data_key="totalAmount",
         required=True,
         metadata={"description": "invoice sats"},
     )
     forwarded_amount = fields.Integer(
         attribute="split.base_sats",
-        data_key="forwardedAmount",
         required=True,
         metadata={"description": "base sats for the merchant"},
     )
     user_wallet_id = fields.String(
         attribute="split.merchant_wallet_id",
-        data_key="userWalletId",
         allow_none=True,
         metadata={"description": "merchant's own key in X-API-KEY only"},
     )
-    payment_status = fields.String(data_key="paymentStatus", required=True, dump_default="SUCCESS")
+    payment_status = fields.String(required=True, dump_default="SUCCESS")
     invoice_hash = fields.String(
-        data_key="invoiceHash", allow_none=True, metadata={"description": "the merchant's forwarding invoice"}
+        allow_none=True, metadata={"description": "the merchant's forwarding invoice"}
     )
-    tip_result = fields.Nested(TipResultSchema, data_key="tipResult", allow_none=True)
-    tip_splitting = fields.Nested(TipSplittingSchema, data_key="tipSplitting", allow_none=True)
-    already_processed = fields.Boolean(data_key="alreadyProcessed", required=True)
-    processed_at = fields.DateTime(attribute="split.processed_at", data_key="processedAt", allow_none=True)
+    tip_result = fields.Nested(TipResultSchema, allow_none=True)
+    tip_splitting = fields.Nested(TipSplittingSchema, allow_none=True)
+    already_processed = fields.Boolean(required=True)
+    processed_at = fields.DateTime(attribute="split.processed_at", allow_none=True)
 
 
-class ForwardResponseSchema(Schema):
+class ForwardResponseSchema(ApiSchema):
     success = fields.Boolean(required=True, dump_default=True)
     message = fields.String(required=True)
     details = fields.Nested(ForwardDetailsSchema, required=True)
 
 
-class LegStatusSchema(Schema):
+class LegStatusSchema(ApiSchema):
     kind = fields.String(required=True, metadata={"description": "base | tip"})
     recipient = fields.String(
         metadata={
@@ -226,53 +216,48 @@ class LegStatusSchema(Schema):
     )
     sats = fields.Integer(required=True, metadata={"description": "the leg's share of the sale"})
     received_sats = fields.Integer(
-        data_key="receivedSats",
         allow_none=True,
         metadata={"description": "what the recipient's invoice is for (the leg minus the fee reserve)"},
     )
-    fee_sats = fields.Integer(
-        data_key="feeSats", allow_none=True, metadata={"description": "the routing fee paid, once paid"}
-    )
+    fee_sats = fields.Integer(allow_none=True, metadata={"description": "the routing fee paid, once paid"})
     status = fields.String(required=True, metadata={"description": LEG_STATES})
-    payment_hash = fields.String(data_key="paymentHash", allow_none=True)
+    payment_hash = fields.String(allow_none=True)
     attempts = fields.Integer(metadata={"description": "merchant's own key only, as lastError"})
-    last_error = fields.String(data_key="lastError", allow_none=True)
+    last_error = fields.String(allow_none=True)
     next_attempt_at = fields.DateTime(
-        data_key="nextAttemptAt", allow_none=True, metadata={"description": "when a failed leg is retried"}
+        allow_none=True, metadata={"description": "when a failed leg is retried"}
     )
 
 
-class PaymentStatusSchema(Schema):
-    payment_hash = fields.String(data_key="paymentHash", required=True)
+class PaymentStatusSchema(ApiSchema):
+    payment_hash = fields.String(required=True)
     status = fields.String(
         required=True, metadata={"description": "pending|paid|forwarding|completed|expired|failed"}
     )
-    invoice_sats = fields.Integer(data_key="invoiceSats", required=True)
-    base_sats = fields.Integer(data_key="baseSats", required=True)
-    tip_sats = fields.Integer(data_key="tipSats", required=True)
-    tip_percent = NumberField(data_key="tipPercent", allow_none=True)
+    invoice_sats = fields.Integer(required=True)
+    base_sats = fields.Integer(required=True)
+    tip_sats = fields.Integer(required=True)
+    tip_percent = NumberField(allow_none=True)
     merchant_wallet_id = fields.String(
-        data_key="merchantWalletId",
         allow_none=True,
         metadata={"description": "this, memo, lastError and leg details: merchant's own key only"},
     )
     merchant_lightning_address = fields.String(
         attribute="merchant_payout_address",
-        data_key="merchantLightningAddress",
         allow_none=True,
         metadata={"description": "where the base is paid when the merchant has no Blink key"},
     )
-    display_currency = fields.String(data_key="displayCurrency", required=True)
+    display_currency = fields.String(required=True)
     memo = fields.String(allow_none=True)
-    created_at = fields.DateTime(data_key="createdAt", required=True)
-    expires_at = fields.DateTime(data_key="expiresAt", required=True)
-    paid_at = fields.DateTime(data_key="paidAt", allow_none=True)
-    processed_at = fields.DateTime(data_key="processedAt", allow_none=True)
-    last_error = fields.String(data_key="lastError", allow_none=True)
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True)
+    paid_at = fields.DateTime(allow_none=True)
+    processed_at = fields.DateTime(allow_none=True)
+    last_error = fields.String(allow_none=True)
     legs = fields.List(fields.Nested(LegStatusSchema), required=True)
 
 
-class ErrorResponseSchema(Schema):
+class ErrorResponseSchema(ApiSchema):
     error = fields.String(required=True)
     code = fields.String(required=True)
     details = fields.Dict(required=True)
@@ -280,98 +265,93 @@ class ErrorResponseSchema(Schema):
 
 # --- operations and webhooks ----------------------------------------------------------------------
 
-class LivenessSchema(Schema):
+
+class LivenessSchema(ApiSchema):
     status = fields.String(required=True, validate=validate.OneOf(["alive"]))
 
 
-class ReadinessSchema(Schema):
+class ReadinessSchema(ApiSchema):
     status = fields.String(required=True, validate=validate.OneOf(["ready", "not_ready"]))
     reason = fields.String(metadata={"description": "why not ready, e.g. postgres_unreachable"})
 
 
-class PoolReportSchema(Schema):
+class PoolReportSchema(ApiSchema):
     size = fields.Integer(required=True)
     available = fields.Integer(required=True)
     max = fields.Integer(required=True)
     waiting = fields.Integer(required=True)
 
 
-class DependencyCheckSchema(Schema):
+class DependencyCheckSchema(ApiSchema):
     status = fields.String(required=True, validate=validate.OneOf(["up", "down"]))
-    latency_ms = fields.Float(data_key="latencyMs", required=True)
+    latency_ms = fields.Float(required=True)
     reason = fields.String(metadata={"description": "unreachable | schema_version_mismatch"})
 
 
 class PostgresCheckSchema(DependencyCheckSchema):
-    schema_version = fields.Integer(data_key="schemaVersion")
-    expected_schema_version = fields.Integer(data_key="expectedSchemaVersion")
+    schema_version = fields.Integer()
+    expected_schema_version = fields.Integer()
     pool = fields.Nested(PoolReportSchema)
 
 
-class BlinkConfigReportSchema(Schema):
+class BlinkConfigReportSchema(ApiSchema):
     status = fields.String(required=True, validate=validate.OneOf(["configured", "missing"]))
-    api_host = fields.String(data_key="apiHost", required=True, allow_none=True)
-    pos_wallet_configured = fields.Boolean(data_key="posWalletConfigured", required=True)
-    pos_api_key_configured = fields.Boolean(data_key="posApiKeyConfigured", required=True)
-    webhook_secret_configured = fields.Boolean(data_key="webhookSecretConfigured", required=True)
+    api_host = fields.String(required=True, allow_none=True)
+    pos_wallet_configured = fields.Boolean(required=True)
+    pos_api_key_configured = fields.Boolean(required=True)
+    webhook_secret_configured = fields.Boolean(required=True)
     pos_key = fields.String(
-        data_key="posKey",
         required=True,
         validate=validate.OneOf(POS_KEY_ANSWERS),
         metadata={"description": "what Blink last answered for the POS key (checked at start, cached)"},
     )
-    pos_key_checked_at = fields.String(data_key="posKeyCheckedAt", required=True, allow_none=True)
+    pos_key_checked_at = fields.String(required=True, allow_none=True)
 
 
-class WorkerReportSchema(Schema):
+class WorkerReportSchema(ApiSchema):
     heartbeat_age_seconds = fields.Float(
-        data_key="heartbeatAgeSeconds",
         required=True,
         allow_none=True,
         metadata={"description": "seconds since the freshest worker heartbeat; null if none ran"},
     )
 
 
-class HealthChecksSchema(Schema):
+class HealthChecksSchema(ApiSchema):
     redis = fields.Nested(DependencyCheckSchema, required=True)
     postgres = fields.Nested(PostgresCheckSchema, required=True)
-    blink_config = fields.Nested(BlinkConfigReportSchema, data_key="blinkConfig", required=True)
+    blink_config = fields.Nested(BlinkConfigReportSchema, required=True)
 
 
-class HealthSchema(Schema):
+class HealthSchema(ApiSchema):
     status = fields.String(required=True, validate=validate.OneOf(["healthy", "degraded", "unhealthy"]))
     timestamp = fields.DateTime(required=True)
     uptime = fields.Float(required=True, metadata={"description": "seconds since this process started"})
     version = fields.String(required=True)
-    response_time = fields.Float(data_key="responseTime", required=True, metadata={"description": "ms"})
+    response_time = fields.Float(required=True, metadata={"description": "ms"})
     checks = fields.Nested(HealthChecksSchema, required=True)
     worker = fields.Nested(WorkerReportSchema, required=True, metadata={"description": "informative only"})
 
 
-class BlinkWebhookTransactionSchema(Schema):
+class BlinkWebhookTransactionSchema(ApiSchema):
     status = fields.String(metadata={"description": "lowercase, e.g. success"})
-    initiation_via = fields.Dict(
-        data_key="initiationVia", metadata={"description": "carries paymentHash for lightning"}
-    )
-    settlement_amount = fields.Integer(data_key="settlementAmount", metadata={"description": "sats"})
+    initiation_via = fields.Dict(metadata={"description": "carries paymentHash for lightning"})
+    settlement_amount = fields.Integer(metadata={"description": "sats"})
 
 
-class BlinkWebhookSchema(Schema):
+class BlinkWebhookSchema(ApiSchema):
     """The Svix-delivered body as Blink sends it; the service reads only these fields."""
 
-    account_id = fields.String(data_key="accountId")
-    wallet_id = fields.String(data_key="walletId")
-    event_type = fields.String(
-        data_key="eventType", metadata={"description": "receive.lightning, receive.intraledger, ..."}
-    )
+    account_id = fields.String()
+    wallet_id = fields.String()
+    event_type = fields.String(metadata={"description": "receive.lightning, receive.intraledger, ..."})
     transaction = fields.Nested(BlinkWebhookTransactionSchema)
 
 
-class WebhookResultSchema(Schema):
+class WebhookResultSchema(ApiSchema):
     """Either the split marked paid (received, paymentHash, status) or why the event was ignored."""
 
     received = fields.Boolean()
-    payment_hash = fields.String(data_key="paymentHash")
+    payment_hash = fields.String()
     status = fields.String(validate=validate.OneOf(["paid"]))
     ignored = fields.String(metadata={"description": "duplicate_delivery, unknown_payment_hash, ..."})
 
@@ -408,4 +388,3 @@ PUBLIC_FORWARD_EXCLUDE = (
     "details.tip_result.recipients.share",
     "details.tip_result.recipients.payment_hash",
 )
-

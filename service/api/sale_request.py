@@ -24,12 +24,13 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any, ClassVar
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, ValidationError, fields, validate
 
 from service.api import request_messages as msg
 from service.api.fields import (
     MAX_RECIPIENT_CHARS,
     ApiKeyField,
+    ApiSchema,
     DecimalNumber,
     ErrorCode,
     MemoField,
@@ -53,7 +54,7 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 _FIELD_OF_PRICING_ERROR = {InvalidBaseAmount: "baseAmount", TipAmountMismatch: "tipAmount"}
 
 
-class TipRecipientSchema(Schema):
+class TipRecipientSchema(ApiSchema):
     class Meta:
         unknown = EXCLUDE
 
@@ -63,15 +64,15 @@ class TipRecipientSchema(Schema):
         required=True,
         metadata={"description": "a Blink username, a Lightning Address (name@domain) or an LNURL"},
         error_messages={
-            "required": msg.TIP_RECIPIENT_USERNAME_MISSING, "null": msg.TIP_RECIPIENT_USERNAME_MISSING
+            "required": msg.TIP_RECIPIENT_USERNAME_MISSING,
+            "null": msg.TIP_RECIPIENT_USERNAME_MISSING,
         },
     )
     share = ShareField(allow_none=True, load_default=None)
 
 
-def _sats(data_key: str, invalid: str, **kwargs: Any) -> fields.Integer:
+def _sats(invalid: str, **kwargs: Any) -> fields.Integer:
     return fields.Integer(
-        data_key=data_key,
         strict=True,
         allow_none=True,
         load_default=None,
@@ -86,10 +87,8 @@ def _supported_currency(value: str) -> None:
         raise ValidationError(msg.UNSUPPORTED_CURRENCY)
 
 
-def _display_amount(data_key: str) -> DecimalNumber:
-    return DecimalNumber(
-        data_key=data_key, allow_none=True, load_default=None, validate=validate.Range(0, _MAX_DISPLAY_AMOUNT)
-    )
+def _display_amount() -> DecimalNumber:
+    return DecimalNumber(allow_none=True, load_default=None, validate=validate.Range(0, _MAX_DISPLAY_AMOUNT))
 
 
 _BLANK_MEANS_ABSENT = frozenset({"merchantLightningAddress", "splitProfileId"})
@@ -103,7 +102,9 @@ class CreateInvoiceSchema(RequestSchema):
         strict=True,
         validate=validate.Range(min=1, error=msg.INVALID_AMOUNT),
         error_messages={
-            "required": msg.AMOUNT_REQUIRED, "null": msg.AMOUNT_REQUIRED, "invalid": msg.INVALID_AMOUNT
+            "required": msg.AMOUNT_REQUIRED,
+            "null": msg.AMOUNT_REQUIRED,
+            "invalid": msg.INVALID_AMOUNT,
         },
     )
     currency = fields.String(
@@ -120,7 +121,6 @@ class CreateInvoiceSchema(RequestSchema):
         metadata={"description": "the merchant's Blink key (or merchantLightningAddress instead)"},
     )
     merchant_lightning_address = NonBlankString(
-        data_key="merchantLightningAddress",
         strip=True,
         allow_none=True,
         load_default=None,
@@ -131,52 +131,44 @@ class CreateInvoiceSchema(RequestSchema):
         },
     )
     user_wallet_id = Text(
-        data_key="userWalletId",
         allow_none=True,
         load_default=None,
         validate=validate.Length(max=MAX_WALLET_ID_CHARS, error="userWalletId is too long"),
     )
     wallet_id = Text(
-        data_key="walletId",
         allow_none=True,
         load_default=None,
         validate=validate.Length(max=MAX_WALLET_ID_CHARS, error="walletId is too long"),
     )
     display_currency = fields.String(
-        data_key="displayCurrency",
         allow_none=True,
         load_default=None,
         validate=validate.Regexp(r"^[A-Za-z0-9]{1,10}$", error="displayCurrency must be a currency code"),
     )
-    base_amount = _sats("baseAmount", msg.INVALID_BASE_AMOUNT)
-    tip_amount = _sats("tipAmount", msg.INVALID_TIP_AMOUNT)
+    base_amount = _sats(msg.INVALID_BASE_AMOUNT)
+    tip_amount = _sats(msg.INVALID_TIP_AMOUNT)
     tip_percent = DecimalNumber(
-        data_key="tipPercent",
         allow_none=True,
         load_default=None,
         validate=validate.Range(0, _MAX_TIP_PERCENT),
     )
-    tip_recipient = RecipientField(
-        data_key="tipRecipient", allow_none=True, load_default=None, blank_is_none=True
-    )
+    tip_recipient = RecipientField(allow_none=True, load_default=None, blank_is_none=True)
     tip_recipients = WholeList(
         fields.Nested(TipRecipientSchema),
-        data_key="tipRecipients",
         allow_none=True,
         load_default=None,
         validate=validate.Length(max=msg.MAX_TIP_RECIPIENTS, error=msg.TOO_MANY_TIP_RECIPIENTS),
         error_messages={"invalid": msg.TIP_RECIPIENTS_NOT_A_LIST},
     )
     split_profile_id = Text(
-        data_key="splitProfileId",
         allow_none=True,
         load_default=None,
         validate=validate.Regexp(UUID_PATTERN, error=msg.UNKNOWN_SPLIT_PROFILE),
         error_messages={"invalid": msg.UNKNOWN_SPLIT_PROFILE},
         metadata={"description": "a split profile of this merchant: its recipients are copied into the sale"},
     )
-    base_amount_display = _display_amount("baseAmountDisplay")
-    tip_amount_display = _display_amount("tipAmountDisplay")
+    base_amount_display = _display_amount()
+    tip_amount_display = _display_amount()
 
     def __init__(self, *, max_invoice_sats: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -319,4 +311,3 @@ def recipient_list(
         errors[field] = [msg.PARTIAL_SHARES]
         return None
     return tuple(TipRecipient(entry["username"], entry["share"] or Fraction(1)) for entry in listed)
-
