@@ -5,18 +5,22 @@ plugin reads it beside the route), naming its schemas; every route with such a d
 in the document (tests/test_openapi.py fails on any route missing). Field limits come from the
 schemas' validators and metadata, so the generated document is served as it is.
 
-An error status is given by its meaning (`409: invoice_not_paid ...`) under `responses`, or,
-where the meaning below says enough, listed in the operation's `errors: [413, 415]`: ErrorAnswers
-turns each into an answer in the Error shape, and gives every operation its 500.
+Two shorthands, which Shorthands expands: a parameter of PARAMETERS may be given by its name
+(`parameters: [merchant_key, from]`), and an error status whose meaning below says enough may
+be listed in the operation's `errors: [413, 415]` instead of described under `responses`
+(`409: invoice_not_paid ...`). Every error becomes an answer in the Error shape, and every
+operation gets its 500.
 `GET /api/openapi.json` builds the document on first request, once per app: building walks
 every schema, which no request should pay for twice.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
+import yaml
 from apispec import APISpec, BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.yaml_utils import load_operations_from_docstring
@@ -51,16 +55,33 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     504: "Blink timed out (`details.retryable`: the same call may be repeated safely)",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+PARAMETERS: dict[str, dict[str, Any]] = yaml.safe_load("""
+merchant_key: {in: header, name: X-API-KEY, required: true, schema: {type: string}}
+merchant_view: {in: header, name: X-API-KEY, required: false, schema: {type: string},
+                description: "The merchant's Blink API key: the answer then includes the merchant's data"}
+payment_hash: {in: path, schema: PaymentHashPathSchema}
+profile_id: {in: path, name: profile_id, required: true, schema: {type: string, format: uuid}}
+from: {in: query, name: from, schema: {type: string, format: date}}
+to: {in: query, name: to, schema: {type: string, format: date}}
+tz: {in: query, name: tz, schema: {type: string, default: UTC}}
+payout_status: {in: query, name: status, schema: {type: string, enum: [all, open, failed], default: all}}
+""")
 
 
-class ErrorAnswers(BasePlugin):
-    """Error statuses written as their meaning or listed in `errors` become answers in the Error
-    shape, in the order of their status; 500 everywhere."""
+class Shorthands(BasePlugin):
+    """Parameters given by name are written out; error statuses written as their meaning or
+    listed in `errors` become answers in the Error shape, in the order of their status; 500
+    everywhere."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict | None = None, **kwargs: Any
     ) -> None:
         for operation in (operations or {}).values():
+            if "parameters" in operation:
+                operation["parameters"] = [
+                    copy.deepcopy(PARAMETERS[named]) if isinstance(named, str) else named
+                    for named in operation["parameters"]
+                ]
             given = {**operation.get("responses", {}), **dict.fromkeys(operation.pop("errors", ()))}
             responses = operation["responses"] = {status: given[status] for status in sorted(given, key=int)}
             responses.setdefault(500, None)
@@ -114,7 +135,7 @@ def build_document(app: Flask) -> dict[str, Any]:
         title="BlinkPOS payment service",
         version=__version__,
         openapi_version=OPENAPI_VERSION,
-        plugins=[FlaskPlugin(), ErrorAnswers(), MarshmallowPlugin()],
+        plugins=[FlaskPlugin(), Shorthands(), MarshmallowPlugin()],
         info={
             "description": "Payment backend of the BlinkPOS point of sale: Lightning invoices with "
             "tips, forwarded exactly once to the merchant and the tip recipients.",

@@ -111,9 +111,7 @@ def forward_with_tips():
       description: "Amounts come from the stored invoice, never from the request. A repeat call after
         completion answers 200 with alreadyProcessed: true. Without the merchant's own key in
         X-API-KEY the answer names no wallet and no recipient."
-      parameters:
-        - {in: header, name: X-API-KEY, required: false, schema: {type: string},
-           description: "The merchant's Blink API key: the answer then includes the merchant's data"}
+      parameters: [merchant_view]
       requestBody: {required: true, content: {application/json: {schema: ForwardWithTipsRequest}}}
       responses:
         200:
@@ -184,10 +182,7 @@ def payment_status(payment_hash: str):
       summary: A sale's state, amounts, timestamps and legs (no secrets)
       description: "To anyone: states, amounts, times, and per leg its kind, sats and state. With the
         merchant's own key in X-API-KEY: also the wallet, memo, recipients, attempts and errors."
-      parameters:
-        - {in: path, schema: PaymentHashPathSchema}
-        - {in: header, name: X-API-KEY, required: false, schema: {type: string},
-           description: "The merchant's Blink API key: the answer then includes the merchant's data"}
+      parameters: [payment_hash, merchant_view]
       responses:
         200: {description: The sale, content: {application/json: {schema: PaymentStatus}}}
         400: "invalid_payment_hash: not 64 hexadecimal characters"

@@ -75,12 +75,7 @@ def payout_log_csv():
       operationId: payoutLogCsv
       summary: One row per payout (leg) of the merchant's paid sales, newest sale first
       tags: [reports]
-      parameters:
-        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
-        - {in: query, name: status, schema: {type: string, enum: [all, open, failed], default: all}}
-        - {in: query, name: from, schema: {type: string, format: date}}
-        - {in: query, name: to, schema: {type: string, format: date}}
-        - {in: query, name: tz, schema: {type: string, default: UTC}}
+      parameters: [merchant_key, payout_status, from, to, tz]
       responses:
         200:
           description: "Columns: created_at, payment_hash, sale_status, kind, recipient, sats, fee_sats,
@@ -105,9 +100,7 @@ def retry_payout(payment_hash: str):
       summary: Hand the merchant's own failed sale back to the worker (as the operator's splits retry)
       description: "Legs already paid are never paid again; the failed ones get fresh attempts."
       tags: [reports]
-      parameters:
-        - {in: path, schema: PaymentHashPathSchema}
-        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
+      parameters: [payment_hash, merchant_key]
       responses:
         202: {description: The worker will retry it, content: {application/json: {schema: RetryAccepted}}}
         400: "invalid_payment_hash: not 64 hexadecimal characters"

@@ -63,8 +63,7 @@ def create_profile():
       operationId: createSplitProfile
       tags: [split-profiles]
       summary: Save a named tip split for later sales (splitProfileId in create-invoice)
-      parameters:
-        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
+      parameters: [merchant_key]
       requestBody: {required: true, content: {application/json: {schema: SplitProfileRequest}}}
       responses:
         201: {description: The new profile, content: {application/json: {schema: SplitProfile}}}
@@ -90,9 +89,7 @@ def replace_profile(profile_id: str):
       operationId: replaceSplitProfile
       tags: [split-profiles]
       summary: Replace a profile's name and recipients; sales already made keep their split
-      parameters:
-        - {in: path, name: profile_id, required: true, schema: {type: string, format: uuid}}
-        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
+      parameters: [profile_id, merchant_key]
       requestBody: {required: true, content: {application/json: {schema: SplitProfileRequest}}}
       responses:
         200: {description: The profile as it is now, content: {application/json: {schema: SplitProfile}}}
@@ -117,9 +114,7 @@ def delete_profile(profile_id: str):
       operationId: deleteSplitProfile
       tags: [split-profiles]
       summary: Delete a profile; sales already made with it keep their split
-      parameters:
-        - {in: path, name: profile_id, required: true, schema: {type: string, format: uuid}}
-        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
+      parameters: [profile_id, merchant_key]
       responses:
         204: {description: Deleted}
         400: "merchant_key_cannot_read: the key lacks the READ scope"

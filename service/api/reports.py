@@ -98,11 +98,7 @@ def tips():
     get:
       summary: Per tip recipient count, sats, first and last tip; and per day
       tags: [reports]
-      parameters:
-        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
-        - {in: query, name: from, schema: {type: string, format: date}}
-        - {in: query, name: to, schema: {type: string, format: date}}
-        - {in: query, name: tz, schema: {type: string, default: UTC}}
+      parameters: [merchant_key, from, to, tz]
       responses:
         200: {description: The tips report, content: {application/json: {schema: TipsReport}}}
         400: "invalid_date, invalid_timezone or range_too_large"
@@ -120,11 +116,7 @@ def sales_csv():
     get:
       summary: One row per sale in any status; forwarded_at is set on completed rows only
       tags: [reports]
-      parameters:
-        - {in: header, name: X-API-KEY, required: true, schema: {type: string}}
-        - {in: query, name: from, schema: {type: string, format: date}}
-        - {in: query, name: to, schema: {type: string, format: date}}
-        - {in: query, name: tz, schema: {type: string, default: UTC}}
+      parameters: [merchant_key, from, to, tz]
       responses:
         200:
           description: "Columns: created_at, payment_hash, status, invoice_sats, base_sats, tip_sats,
