@@ -10,6 +10,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from service.api.fields import ApiSchema
+from service.api.response_schemas import LEG_STATES
 
 
 class ReportPeriodSchema(ApiSchema):
@@ -59,18 +60,15 @@ class ReportSummarySchema(ApiSchema):
     days = fields.List(fields.Nested(DaySalesSchema), metadata={"description": "Every day of the period"})
 
 
-class RecipientTipsSchema(ApiSchema):
-    username = fields.String()
-    tips = fields.Integer()
-    tipSats = fields.Integer()
-    firstTipAt = fields.String(metadata={"description": "First tipped sale, in the report's zone"})
-    lastTipAt = fields.String(metadata={"description": "Last tipped sale, in the report's zone"})
-
-
 class DayRecipientTipsSchema(ApiSchema):
     username = fields.String()
     tips = fields.Integer()
     tipSats = fields.Integer()
+
+
+class RecipientTipsSchema(DayRecipientTipsSchema):
+    firstTipAt = fields.String(metadata={"description": "First tipped sale, in the report's zone"})
+    lastTipAt = fields.String(metadata={"description": "Last tipped sale, in the report's zone"})
 
 
 class DayTipsSchema(ApiSchema):
@@ -120,9 +118,7 @@ class PayoutSchema(ApiSchema):
         required=True,
         metadata={"description": "routing fee paid out of the leg; null until it succeeded"},
     )
-    status = fields.String(
-        required=True, metadata={"description": "planned|invoiced|sending|succeeded|failed"}
-    )
+    status = fields.String(required=True, metadata={"description": LEG_STATES})
     attempts = fields.Integer(required=True)
     last_error = fields.String(allow_none=True, required=True)
     next_attempt_at = fields.String(
