@@ -7,10 +7,13 @@ any BOLT11 decoder reads the amount, hash, description and expiry and recovers t
 from __future__ import annotations
 
 import hashlib
+import importlib
 import secrets
 from dataclasses import dataclass
 
 import bolt11
+from bech32 import convertbits
+from bitstring import Bits
 from bolt11.models.features import Feature, Features, FeatureState
 from bolt11.models.tags import TagChar, Tags
 from coincurve import PrivateKey
@@ -21,6 +24,15 @@ _FEATURES = Features.from_feature_list(
 )
 _MIN_FINAL_CLTV_EXPIRY = 40
 _MAINNET = "bc"
+
+
+def _five_bit_groups(bits: Bits) -> list[int]:
+    return convertbits(bits.tobytes(), 8, 5)[: bits.len // 5]  # tobytes pads the last byte with zeros
+
+
+# bolt11 regroups the signed data into 5-bit words by reading a bitstring stream five bits at a
+# time: 1.3 of the 1.8 ms CPU an invoice cost. bech32's convertbits gives the same words.
+importlib.import_module("bolt11.encode").bitarray_to_u5 = _five_bit_groups
 
 
 @dataclass(frozen=True)
