@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="warning")
     parser.add_argument(
         "--state-file", type=Path, default=None,
-        help="keep the bank in this file: loaded at start, saved after every change and at exit",
+        help="keep the bank in this file: loaded at start, saved soon after every change and at exit",
     )
     args = parser.parse_args(argv)
     schema = schema_path()

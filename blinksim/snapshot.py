@@ -16,6 +16,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 from pathlib import Path
 
 from coincurve import PrivateKey
@@ -24,6 +25,9 @@ from flask import Flask, Response, request
 from blinksim.state import SimState
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+# A save copies the whole bank (8 ms at 1,000 invoices, 35 ms at 5,000, under the bank's lock):
+# the calls of one sale that land within this delay share one save, made off the request path.
+SAVE_DELAY_SECONDS = 0.2
 
 
 def load(path: Path) -> SimState | None:
@@ -48,10 +52,23 @@ class Snapshots:
         self._path = path
         self._write_lock = threading.Lock()
         self._failed = False
+        self._changed = threading.Event()
+
+    def save_soon(self) -> None:
+        self._changed.set()
+
+    def save_when_changed(self) -> None:
+        """Runs in a thread of its own: one save per burst of changes."""
+        while True:
+            self._changed.wait()
+            time.sleep(SAVE_DELAY_SECONDS)
+            self._changed.clear()  # a change from here on is in this save or brings the next one
+            self.save_or_say()
 
     def save(self) -> None:
-        # One writer at a time, from copy to rename: two requests saving at once must not let the
-        # older copy land last and take back what the newer one recorded (an account, a payment).
+        # One writer at a time, from copy to rename: two saves at once (the saving thread's and the
+        # one at exit) must not let the older copy land last and take back what the newer one
+        # recorded (an account, a payment).
         with self._write_lock:
             buffer = io.BytesIO()
             pickler = pickle.Pickler(buffer)
@@ -89,13 +106,14 @@ def _reduce_key(key: PrivateKey) -> tuple:
 
 
 def keep_state(app: Flask, path: Path) -> None:
-    """Save after every request that may change the bank, and once more when the process exits."""
+    """Save soon after every request that may change the bank, and once more when the process exits."""
     snapshots = Snapshots(app.extensions["blinksim"]["state"], path)
+    threading.Thread(target=snapshots.save_when_changed, name="blinksim-snapshots", daemon=True).start()
 
     @app.after_request
     def save_after_change(response: Response) -> Response:
         if request.method != "GET":
-            snapshots.save_or_say()
+            snapshots.save_soon()
         return response
 
     atexit.register(snapshots.save_or_say)
