@@ -297,5 +297,10 @@ class ApiSchema(Schema):
 
     def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
         if field_obj.data_key is None:
-            first, *rest = field_name.split("_")
-            field_obj.data_key = first + "".join(word[:1].upper() + word[1:] for word in rest)
+            field_obj.data_key = json_name(field_name)
+
+
+def json_name(attribute: str) -> str:
+    """The camelCase JSON name of a snake_case attribute (``payment_hash`` is ``paymentHash``)."""
+    first, *rest = attribute.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)

@@ -39,6 +39,7 @@ from service.api.fields import (
     ShareField,
     Text,
     WholeList,
+    json_name,
     message,
 )
 from service.api.request_schemas import MAX_WALLET_ID_CHARS, RequestSchema
@@ -190,15 +191,13 @@ class CreateInvoiceSchema(RequestSchema):
         self, data: dict[str, Any], original: Mapping[str, Any], errors: dict[str, list[str]]
     ) -> InvoiceRequest | None:
         address = data.get("merchant_lightning_address")
-        merchant_named = address is not None or _failed(
-            "merchantLightningAddress", data, "merchant_lightning_address", original
-        )
+        merchant_named = address is not None or _failed(data, original, "merchant_lightning_address")
         wallet_id = None if merchant_named else _merchant_wallet_id(data, original, errors)
         _one_merchant_destination(merchant_named, data, original, errors)
         amounts = _base_and_tip(data, original, errors)
         recipients = _tip_recipients(data, original, errors)
         profile_id = data.get("split_profile_id")
-        profile_named = bool(profile_id) or _failed("splitProfileId", data, "split_profile_id", original)
+        profile_named = bool(profile_id) or _failed(data, original, "split_profile_id")
         if profile_named and (recipients or data.get("tip_recipient")):
             errors["splitProfileId"] = [msg.SPLIT_PROFILE_WITH_TIP_RECIPIENTS]
         elif profile_named and merchant_named:
@@ -227,9 +226,9 @@ class CreateInvoiceSchema(RequestSchema):
         )
 
 
-def _failed(key: str, data: Mapping[str, Any], attribute: str, original: Mapping[str, Any]) -> bool:
-    """True when the body had ``key`` but its field did not load (its own error is reported)."""
-    return key in original and attribute not in data
+def _failed(data: Mapping[str, Any], original: Mapping[str, Any], *attributes: str) -> bool:
+    """True when the body had one of these fields but it did not load (its own error is reported)."""
+    return any(json_name(attribute) in original and attribute not in data for attribute in attributes)
 
 
 def _one_merchant_destination(
@@ -238,16 +237,14 @@ def _one_merchant_destination(
     """A Blink key and wallet, or a payout address: exactly one of the two."""
     if merchant_named and any(original.get(key) for key in ("apiKey", "userWalletId", "walletId")):
         errors["merchantLightningAddress"] = [msg.MERCHANT_DESTINATION_CONFLICT]
-    elif not merchant_named and not data.get("api_key") and not _failed("apiKey", data, "api_key", original):
+    elif not merchant_named and not data.get("api_key") and not _failed(data, original, "api_key"):
         errors["apiKey"] = [msg.API_KEY_REQUIRED]
 
 
 def _merchant_wallet_id(
     data: Mapping[str, Any], original: Mapping[str, Any], errors: dict[str, list[str]]
 ) -> str | None:
-    if _failed("userWalletId", data, "user_wallet_id", original) or _failed(
-        "walletId", data, "wallet_id", original
-    ):
+    if _failed(data, original, "user_wallet_id", "wallet_id"):
         return None
     user_wallet_id = (data.get("user_wallet_id") or "").strip()
     wallet_id = (data.get("wallet_id") or "").strip()
@@ -265,9 +262,7 @@ def _base_and_tip(
 ) -> tuple[int, int] | None:
     if "amount" not in data:
         return None
-    if _failed("baseAmount", data, "base_amount", original) or _failed(
-        "tipAmount", data, "tip_amount", original
-    ):
+    if _failed(data, original, "base_amount", "tip_amount"):
         return None
     try:
         return base_and_tip(data["amount"], data.get("base_amount"), data.get("tip_amount"))
@@ -280,9 +275,7 @@ def _tip_recipients(
     data: Mapping[str, Any], original: Mapping[str, Any], errors: dict[str, list[str]]
 ) -> tuple[TipRecipient, ...] | None:
     """The recipients in the order given, or None when they cannot be told (errors recorded)."""
-    if _failed("tipRecipients", data, "tip_recipients", original) or _failed(
-        "tipRecipient", data, "tip_recipient", original
-    ):
+    if _failed(data, original, "tip_recipients", "tip_recipient"):
         return None
     listed: list[dict[str, Any]] = data.get("tip_recipients") or []
     single: str | None = data.get("tip_recipient")
