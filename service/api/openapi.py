@@ -41,7 +41,7 @@ IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "The request broke a rule: `code` says which (e.g. invalid_json, invalid_amount); "
     "`details.fields` lists every field's messages",
-    401: "invalid_signature: the webhook signature is missing, wrong or too old",
+    401: "unauthorized: missing or unknown API key",
     403: "merchant_mismatch: the key or wallet is not the one that created the invoice",
     404: "split_not_found: no invoice with this payment hash was created here",
     409: "invoice_not_paid, or forwarding_in_progress (another call holds the claim)",

@@ -52,8 +52,7 @@ def payout_log():
         200: {description: One page of the log, content: {application/json: {schema: PayoutLog}}}
         400: "invalid_date, invalid_timezone, range_too_large, or invalid_payout_query (status,
           limit or cursor; details.field)"
-        401: "unauthorized: missing or unknown API key"
-      errors: [429, 503]
+      errors: [401, 429, 503]
     """
     _reports, fingerprints, period = merchant_request(default_days=DEFAULT_LOOKBACK_DAYS)
     query = parse_payout_query(request.args)
@@ -82,8 +81,7 @@ def payout_log_csv():
             status, attempts, last_error, next_attempt_at, paid_at"
           content: {text/csv: {schema: {type: string}}}
         400: "invalid_date, invalid_timezone, range_too_large or invalid_payout_query"
-        401: "unauthorized: missing or unknown API key"
-      errors: [429, 503]
+      errors: [401, 429, 503]
     """
     _reports, fingerprints, period = merchant_request(default_days=DEFAULT_LOOKBACK_DAYS)
     status = parse_payout_query({"status": request.args.get("status", "")}).status
@@ -104,10 +102,9 @@ def retry_payout(payment_hash: str):
       responses:
         202: {description: The worker will retry it, content: {application/json: {schema: RetryAccepted}}}
         400: "invalid_payment_hash: not 64 hexadecimal characters"
-        401: "unauthorized: missing or unknown API key"
         404: "split_not_found: none of this merchant's sales has this payment hash"
         409: "split_not_failed: only a failed sale is retried (details.status says what it is)"
-      errors: [429, 503]
+      errors: [401, 429, 503]
     """
     svc = services()
     _reports, fingerprints = merchant_of_request()

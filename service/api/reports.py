@@ -84,8 +84,7 @@ def summary():
       responses:
         200: {description: The summary, content: {application/json: {schema: ReportSummary}}}
         400: "invalid_date, invalid_timezone or range_too_large (over 366 days)"
-        401: "unauthorized: missing or unknown API key"
-      errors: [429, 503]
+      errors: [401, 429, 503]
     """
     reports, fingerprints, period = merchant_request()
     return jsonify(ReportSummarySchema().dump(reports.summary(fingerprints, period))), 200, NO_STORE
@@ -102,8 +101,7 @@ def tips():
       responses:
         200: {description: The tips report, content: {application/json: {schema: TipsReport}}}
         400: "invalid_date, invalid_timezone or range_too_large"
-        401: "unauthorized: missing or unknown API key"
-      errors: [429, 503]
+      errors: [401, 429, 503]
     """
     reports, fingerprints, period = merchant_request()
     return jsonify(TipsReportSchema().dump(reports.tips(fingerprints, period))), 200, NO_STORE
@@ -124,8 +122,7 @@ def sales_csv():
             tip_recipients (user=sats;...), fee_sats, memo, paid_at, forwarded_at"
           content: {text/csv: {schema: {type: string}}}
         400: "invalid_date, invalid_timezone or range_too_large"
-        401: "unauthorized: missing or unknown API key"
-      errors: [429, 503]
+      errors: [401, 429, 503]
     """
     reports, fingerprints, period = merchant_request()
     pages = reports.sales(fingerprints, period)

@@ -38,7 +38,8 @@ def blink_webhook() -> Response:
           description: Processed or deliberately ignored
           content: {application/json: {schema: WebhookResult}}
         503: "webhook_not_configured (no BLINK_WEBHOOK_SECRET), or database_unavailable"
-      errors: [401, 413]
+        401: "invalid_signature: the webhook signature is missing, wrong or too old"
+      errors: [413]
     """
     svc = services()
     secret = svc.config.blink_webhook_secret
