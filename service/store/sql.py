@@ -13,7 +13,7 @@ first: ``queries.insert_split.one(conn, payment_hash=..., ...)``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -75,12 +75,6 @@ class Queries:
             return self._statements[name]
         except KeyError:
             raise AttributeError(f"no SQL statement named {name!r} in {QUERIES_DIR}") from None
-
-    def __iter__(self) -> Iterator[Statement]:
-        return iter(self._statements.values())
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._statements
 
 
 def parse_statements(text: str, source: str) -> dict[str, Statement]:
