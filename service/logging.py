@@ -47,10 +47,6 @@ _RECORD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) 
 
 
 # --- request id ------------------------------------------------------------------------------
-def current_request_id() -> str | None:
-    return _request_id.get()
-
-
 def bind_request_id(request_id: str) -> contextvars.Token:
     return _request_id.set(request_id)
 
@@ -108,7 +104,7 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     if not _EVENT_NAME.fullmatch(message):
         fields = {"event": record.name.split(".", 1)[0].lower() + "_log", "message": message}
     fields["logger"] = record.name
-    fields["request_id"] = getattr(record, "request_id", None) or current_request_id()
+    fields["request_id"] = getattr(record, "request_id", None) or _request_id.get()
     for key, value in vars(record).items():
         if key not in _RECORD_ATTRIBUTES and key not in fields:
             fields[key] = value
