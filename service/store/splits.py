@@ -68,23 +68,8 @@ class SplitStore:
             for leg in new.legs
         ]
         params = {
-            "payment_hash": new.payment_hash,
-            "payment_request": new.payment_request,
-            "invoice_sats": new.invoice_sats,
-            "base_sats": new.base_sats,
-            "tip_sats": new.tip_sats,
-            "tip_percent": new.tip_percent,
-            "merchant_wallet_id": new.merchant_wallet_id,
-            "merchant_key_fingerprint": new.merchant_key_fingerprint,
-            "merchant_payout_address": new.merchant_payout_address,
+            **vars(new),  # every field of NewSplit is a column (or the legs) of insert_split
             "tip_recipients": Jsonb([r.to_json() for r in new.tip_recipients]),
-            "display_currency": new.display_currency,
-            "base_amount_display": new.base_amount_display,
-            "tip_amount_display": new.tip_amount_display,
-            "memo": new.memo,
-            "environment": new.environment,
-            "client_total_sats": new.client_total_sats,
-            "expires_at": new.expires_at,
             "legs": json.dumps(legs),
             "now": now,
         }
