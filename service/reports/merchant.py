@@ -70,25 +70,9 @@ class SaleRow:
 
 
 def _sale_from_row(row: dict[str, Any]) -> SaleRow:
-    return SaleRow(
-        id=int(row["id"]),
-        created_at=row["created_at"],
-        payment_hash=row["payment_hash"],
-        status=row["status"],
-        invoice_sats=int(row["invoice_sats"]),
-        base_sats=int(row["base_sats"]),
-        tip_sats=int(row["tip_sats"]),
-        tip_percent=row["tip_percent"],
-        display_currency=row["display_currency"],
-        base_amount_display=row["base_amount_display"],
-        tip_amount_display=row["tip_amount_display"],
-        merchant_wallet_id=row["merchant_wallet_id"],
-        memo=row["memo"],
-        paid_at=row["paid_at"],
-        processed_at=row["processed_at"],
-        tips=tuple(TipLine(tip["username"], int(tip["sats"])) for tip in row["tips"]),
-        fee_sats=int(row.get("fee_sats") or 0),
-    )
+    # report_sales_page selects exactly SaleRow's fields; the tip legs come as JSON.
+    tips = tuple(TipLine(tip["username"], int(tip["sats"])) for tip in row["tips"])
+    return SaleRow(**{**row, "tips": tips})
 
 
 def _sats_totals() -> dict[str, int]:

@@ -93,24 +93,6 @@ def local_payout(row: PayoutRow, period: ReportPeriod) -> dict[str, Any]:
     }
 
 
-def _payout(row: dict[str, Any]) -> PayoutRow:
-    return PayoutRow(
-        leg_id=int(row["id"]),
-        created_at=row["created_at"],
-        payment_hash=row["payment_hash"],
-        sale_status=row["sale_status"],
-        kind=row["kind"],
-        recipient=row["recipient"],
-        sats=int(row["sats"]),
-        fee_sats=None if row["fee_sats"] is None else int(row["fee_sats"]),
-        status=row["status"],
-        attempts=int(row["attempts"]),
-        last_error=row["last_error"],
-        next_attempt_at=row["next_attempt_at"],
-        paid_at=row["paid_at"],
-    )
-
-
 class PayoutLog:
     """Read-only, over the store's Postgres; each page takes a pooled connection for its query only."""
 
@@ -162,4 +144,4 @@ class PayoutLog:
                 status=status,
                 limit=limit,
             )
-        return [_payout(row) for row in rows]
+        return [PayoutRow(**row) for row in rows]  # the statement selects exactly its fields

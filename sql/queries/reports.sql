@@ -73,7 +73,7 @@ LIMIT %(limit)s
 -- pay nothing out), newest sale first, in (created_at, leg id) descending order before the
 -- keyset (before_created_at, before_id); the first page passes (end, 0). status: 'all',
 -- 'open' (not yet delivered) or 'failed' (the last attempt failed).
-SELECT l.id, s.created_at, s.payment_hash, s.status AS sale_status, l.kind, l.recipient, l.sats,
+SELECT l.id AS leg_id, s.created_at, s.payment_hash, s.status AS sale_status, l.kind, l.recipient, l.sats,
        l.fee_sats, l.status, l.attempts, l.last_error, l.next_attempt_at, l.paid_at
 FROM payment_splits s
 JOIN payment_legs l ON l.split_id = s.id
