@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.cli import Streams, main
+from migrate.reporting import render_table
 from service.devservers import EmbeddedPostgres, EmbeddedValkey
 from service.store.migrations import upgrade
 
@@ -90,20 +91,11 @@ def run_phase(name: str, argv: list[str], env: dict[str, str], records: int) -> 
 
 
 def render(results: Sequence[PhaseResult]) -> str:
-    headers = ("phase", "records", "seconds", "records/s", "exit")
     rows = [
         (r.name, f"{r.records:,}", f"{r.seconds:.2f}", f"{r.per_second:,.0f}", str(r.exit_code))
         for r in results
     ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def line(cells: Sequence[str]) -> str:
-        first = f" {cells[0]:<{widths[0]}} "
-        rest = [f" {cell:>{width}} " for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return "|" + "|".join([first, *rest]) + "|"
-
-    return "\n".join([rule, line(headers), rule, *(line(row) for row in rows), rule])
+    return render_table(rows, ("phase", "records", "seconds", "records/s", "exit"))
 
 
 def run(records: int, work_dir: Path) -> list[PhaseResult]:

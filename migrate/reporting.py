@@ -6,7 +6,7 @@ per batch, which stays readable when captured.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -56,16 +56,18 @@ class Progress:
             self._bar.close()
 
 
-def render_table(rows: Iterable[tuple[str, str]], headers: tuple[str, str]) -> str:
-    """A plain two-column text table (right-aligned numbers)."""
+def render_table(rows: Iterable[Sequence[str]], headers: Sequence[str]) -> str:
+    """A plain text table: the first column left-aligned, the others (numbers) right-aligned."""
     rows = list(rows)
-    left = max(len(headers[0]), *(len(r[0]) for r in rows))
-    right = max(len(headers[1]), *(len(r[1]) for r in rows))
-    rule = f"+-{'-' * left}-+-{'-' * right}-+"
-    lines = [rule, f"| {headers[0]:<{left}} | {headers[1]:>{right}} |", rule]
-    lines += [f"| {name:<{left}} | {value:>{right}} |" for name, value in rows]
-    lines.append(rule)
-    return "\n".join(lines)
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
+    rule = "+" + "+".join("-" * (width + 2) for width in widths) + "+"
+
+    def line(cells: Sequence[str]) -> str:
+        first = f" {cells[0]:<{widths[0]}} "
+        rest = [f" {cell:>{width}} " for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "|" + "|".join([first, *rest]) + "|"
+
+    return "\n".join([rule, line(headers), rule, *(line(row) for row in rows), rule])
 
 
 def summary_rows(summary: Summary) -> list[tuple[str, str]]:
