@@ -7,7 +7,8 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
+
+from service.dev import stop_like_ctrl_c
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds like Ctrl-C, so the stack's finally stops every server
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, stop_like_ctrl_c)
     try:
         if args.command == "chaos":
             from bench.chaos import ChaosOptions, run_chaos

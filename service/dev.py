@@ -31,7 +31,7 @@ DEV_SERVICE_ENV = {
 }
 
 
-def _stop(_signum: int, _frame: FrameType | None) -> None:
+def stop_like_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so the servers are stopped in order
 
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, say) -> int:
         return 1
     stack = Stack(args.dev_dir, options)
     # Set explicitly: a shell that starts us in the background hands SIGINT down ignored.
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, stop_like_ctrl_c) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
         say("starting PostgreSQL, Valkey, the Blink simulator, the app and the worker "
