@@ -7,18 +7,18 @@ address like create-invoice.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from service.api.body import json_body
+from service.api.fields import MAX_RECIPIENT_CHARS
 from service.api.payment_errors import blink_unavailable
+from service.api.throttle import client_address
 from service.blink import BlinkUnavailable
 from service.context import services
 from service.errors import BadRequest, TooManyRequests
 from service.lnurl import LnurlError
 
 recipients_blueprint = Blueprint("recipients", __name__)
-
-_MAX_RECIPIENT_CHARS = 2000
 
 
 @recipients_blueprint.post("/api/recipients/validate")
@@ -63,7 +63,7 @@ def validate_recipient():
     """
     svc = services()
     raw = json_body().get("recipient")
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > _MAX_RECIPIENT_CHARS:
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_RECIPIENT_CHARS:
         raise BadRequest("recipient_required", "Send the recipient to check as a non-empty string.")
     _enforce_rate_limit()
     try:
@@ -77,15 +77,8 @@ def validate_recipient():
 
 def _enforce_rate_limit() -> None:
     svc = services()
-    decision = svc.limiter.hit_all(
-        [
-            (
-                "recipients-validate:ip",
-                request.remote_addr or "unknown",
-                svc.config.rate_limit_per_ip_per_minute,
-            )
-        ]
-    )
+    limit = ("recipients-validate:ip", client_address(), svc.config.rate_limit_per_ip_per_minute)
+    decision = svc.limiter.hit_all([limit])
     if not decision.allowed:
         raise TooManyRequests(
             "rate_limited", "Too many checks; wait a moment and try again.", decision.retry_after
