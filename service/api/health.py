@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify
 from redis.exceptions import RedisError
 
+from service.api.fields import shared_schema
 from service.api.response_schemas import HealthSchema, LivenessSchema, ReadinessSchema
 from service.context import AppServices, services
 
@@ -128,7 +129,7 @@ def livez() -> Response:
       responses:
         200: {description: Alive, content: {application/json: {schema: Liveness}}}
     """
-    return jsonify(LivenessSchema().dump({"status": "alive"}))
+    return jsonify(shared_schema(LivenessSchema).dump({"status": "alive"}))
 
 
 @health_blueprint.get("/readyz")
@@ -145,10 +146,9 @@ def readyz() -> tuple[Response, int]:
     """
     postgres = check_postgres(services())
     if postgres.up:
-        return jsonify(ReadinessSchema().dump({"status": "ready"})), 200
-    return jsonify(
-        ReadinessSchema().dump({"status": "not_ready", "reason": f"postgres_{postgres.reason}"})
-    ), 503
+        return jsonify(shared_schema(ReadinessSchema).dump({"status": "ready"})), 200
+    answer = {"status": "not_ready", "reason": f"postgres_{postgres.reason}"}
+    return jsonify(shared_schema(ReadinessSchema).dump(answer)), 503
 
 
 @health_blueprint.get("/api/health")
@@ -189,4 +189,4 @@ def api_health() -> tuple[Response, int]:
         # The background worker's liveness (informative: the API serves without it).
         "worker": worker_report(app_services) if postgres.up else {"heartbeat_age_seconds": None},
     }
-    return jsonify(HealthSchema().dump(body)), http_status
+    return jsonify(shared_schema(HealthSchema).dump(body)), http_status
