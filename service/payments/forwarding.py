@@ -48,10 +48,6 @@ from service.payments.ports import ForwardingLocks, ForwardingStore
 
 log = logging.getLogger(__name__)
 
-# A leg Blink holds in flight is retried like a failure, but counted apart: it is not an error.
-PENDING_CODE = LegPending.default_code
-PENDING_REASON = "pending"
-
 # Why a leg was not paid on this attempt: Blink's answer, or the recipient's LNURL server's.
 LegError = BlinkError | LnurlError
 
@@ -448,8 +444,8 @@ def _retry_scheduled(leg: Leg) -> BlinkError:
 def _failure_reason(error: LegError) -> str:
     """A bounded metric label: pending, lnurl (the recipient's server; details in the LNURL
     metrics), or Blink's outcome."""
-    if error.code == PENDING_CODE:
-        return PENDING_REASON
+    if error.code == LegPending.default_code:
+        return "pending"  # a leg Blink holds in flight is retried like a failure, but is no error
     if isinstance(error, LnurlError):
         return "lnurl"
     return outcome_of(error)
