@@ -67,12 +67,12 @@ def run_demo(setup: DemoSetup, say) -> None:
             for tipee, share in zip(accounts.tipees, TIP_SHARES, strict=True)
         ],
     }
-    invoice = _post(setup.service_url, "/api/blink/create-invoice", body)["invoice"]
+    invoice = _call("POST", setup.service_url, "/api/blink/create-invoice", body)["invoice"]
     say(f"invoice     {invoice['satoshis']} sats, hash {invoice['paymentHash']}")
     for recipient in invoice["tipRecipients"]:
         say(f"  tip leg   {recipient['username']}: {recipient['sats']} sats")
 
-    _post(setup.simulator_url, f"/sim/invoices/{invoice['paymentHash']}/pay", {})
+    _call("POST", setup.simulator_url, f"/sim/invoices/{invoice['paymentHash']}/pay", {})
     say("paid        by a customer (simulator)")
     forwarded = _forward(setup, invoice["paymentHash"])
     say(f"forwarded   {forwarded['details']['forwardedAmount']} sats to the merchant, tips split")
@@ -114,10 +114,6 @@ def _forward(setup: DemoSetup, payment_hash: str) -> dict[str, Any]:
 
 def _balance(setup: DemoSetup, wallet_id: str) -> int:
     return int(_call("GET", setup.simulator_url, f"/sim/wallets/{wallet_id}")["balance"])
-
-
-def _post(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    return _call("POST", base_url, path, body)
 
 
 def _call(method: str, base_url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
