@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.domain.model import PlannedLeg, Split
+from service.domain.model import Leg, PlannedLeg, Split
 from service.payments.splitting import plan_legs
 from service.store.errors import StoreUnavailable
 from service.store.legacy import LegacyRecord
@@ -73,17 +73,13 @@ def _differing_fields(store: SplitStore, record: LegacyRecord, stored: Split) ->
     differing = [name for name in _COMPARED_FIELDS if getattr(stored, name) != getattr(expected, name)]
     if not store.fingerprints.matches(record.api_key, stored.merchant_key_fingerprint):
         differing.append("merchant_key_fingerprint")
-    if _legs(stored) != _expected_legs(expected):
+    planned = plan_legs(
+        expected.merchant_wallet_id, expected.base_sats, expected.tip_sats, expected.tip_recipients
+    )
+    if _shapes(stored.legs) != _shapes(planned):
         differing.append("legs")
     return differing
 
 
-def _legs(split: Split) -> list[tuple]:
-    return sorted((leg.position, leg.kind.value, leg.recipient, leg.sats) for leg in split.legs)
-
-
-def _expected_legs(split: Split) -> list[tuple]:
-    planned: tuple[PlannedLeg, ...] = plan_legs(
-        split.merchant_wallet_id, split.base_sats, split.tip_sats, split.tip_recipients
-    )
-    return sorted((leg.position, leg.kind.value, leg.recipient, leg.sats) for leg in planned)
+def _shapes(legs: Iterable[Leg | PlannedLeg]) -> list[tuple]:
+    return sorted((leg.position, leg.kind.value, leg.recipient, leg.sats) for leg in legs)
