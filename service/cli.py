@@ -19,7 +19,6 @@ and exits with a documented status (README, Commands):
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -210,9 +209,10 @@ def run_splits_failed(args: argparse.Namespace) -> int:
 def run_splits_retry(args: argparse.Namespace) -> int:
     from service import operator
     from service.domain.errors import PaymentError
+    from service.domain.normalize import normalize_payment_hash
 
-    payment_hash = args.payment_hash.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{64}", payment_hash):
+    payment_hash = normalize_payment_hash(args.payment_hash)
+    if payment_hash is None:
         return fail(
             f"{args.payment_hash!r} is not a payment hash: give its 64 hexadecimal characters "
             "(`python -m service splits failed` lists them)",
