@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error with an HTTP status and a stable snake_case code the client may branch on."""
 
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
+
     def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -31,7 +33,7 @@ class ApiError(Exception):
         self.details = dict(details or {})
 
     def headers(self) -> dict[str, str]:
-        return {}
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class BadRequest(ApiError):
@@ -66,9 +68,6 @@ class TooManyRequests(ApiError):
         super().__init__(429, code, message, {"retryAfter": retry_after, **(details or {})})
         self.retry_after = retry_after
 
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
 
 class BadGateway(ApiError):
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
@@ -85,9 +84,6 @@ class ServiceUnavailable(ApiError):
     ) -> None:
         super().__init__(503, code, message, details)
         self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class GatewayTimeout(ApiError):
