@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,7 @@ class ChaosStack(BenchStack):
             "DATABASE_URL": f"postgresql://postgres@{self.postgres_proxy.address}/postgres?sslmode=disable",
             "BLINK_API_URL": f"http://{self.blink_proxy.address}/graphql",
         }
-        super().__init__(work_dir, StackOptions(
-            gunicorn_workers=options.gunicorn_workers, gunicorn_threads=options.gunicorn_threads,
-            with_worker=options.with_worker, with_webhook=options.with_webhook,
-            service_env={**options.service_env, **routed},
-        ))
+        super().__init__(work_dir, replace(options, service_env={**options.service_env, **routed}))
         self.more_tipees: tuple[dict[str, Any], ...] = ()
         self.lightning_tipees: tuple[dict[str, Any], ...] = ()
 
