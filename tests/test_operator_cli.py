@@ -16,6 +16,7 @@ from blinksim.control import SimControl
 from service import create_app
 from service.config import Config
 from service.worker import Worker
+from tests.fixtures.audit import split_events
 from tests.fixtures.payments import sale_body
 from tests.fixtures.servers import REPO_ROOT
 
@@ -109,7 +110,7 @@ def test_splits_retry_hands_the_split_back_to_the_worker_which_pays_each_leg_onc
     split = store.get_fresh(payment_hash)
     assert str(split.status) == "forwarding"
     assert [leg.attempts for leg in split.legs if str(leg.status) == "failed"] == [0]
-    assert "retry_requested" in [e["event_type"] for e in store.events(payment_hash)]
+    assert "retry_requested" in [e["event_type"] for e in split_events(store, payment_hash)]
 
     Worker.from_services(app.extensions["blinkpos"]).run_once()
 

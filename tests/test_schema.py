@@ -15,6 +15,7 @@ from service.store.cache import SplitCache, make_redis
 from service.store.errors import ConstraintViolation
 from service.store.postgres import Database
 from service.store.splits import SplitStore
+from tests.fixtures.audit import split_events
 from tests.test_split_store import (
     FINGERPRINTS,
     MERCHANT_WALLET,
@@ -117,7 +118,7 @@ def test_the_database_refuses_an_unknown_status_and_events_are_append_only(
 
     with database.connection() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         tq.delete_event.run(conn, split_id=split.id)
-    assert len(store.events(split.payment_hash)) == 1
+    assert len(split_events(store, split.payment_hash)) == 1
 
 
 

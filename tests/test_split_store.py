@@ -36,6 +36,7 @@ from service.store.legacy import LegacyFileStore
 from service.store.postgres import Database, open_pool
 from service.store.splits import SplitStore
 from service.store.sql import load_queries
+from tests.fixtures.audit import split_events
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENCRYPTION_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -142,7 +143,7 @@ def test_save_returns_the_split_with_its_planned_legs(store: SplitStore) -> None
     assert split.legs[0].recipient_wallet_id == MERCHANT_WALLET
     assert split.tip_recipients == (TipRecipient("alice", Fraction(60)), TipRecipient("bob", Fraction(40)))
     assert FINGERPRINTS.matches(MERCHANT_KEY, split.merchant_key_fingerprint)
-    assert [e["event_type"] for e in store.events(split.payment_hash)] == ["created"]
+    assert [e["event_type"] for e in split_events(store, split.payment_hash)] == ["created"]
 
 
 def test_saving_the_same_payment_hash_twice_raises_duplicate_split(store: SplitStore) -> None:
@@ -294,7 +295,7 @@ def test_mark_paid_is_idempotent_and_unknown_hashes_raise(store: SplitStore, clo
     second = store.mark_paid(split.payment_hash, "poll")
     assert first.status is second.status is SplitStatus.PAID
     assert second.paid_at == first.paid_at == START
-    assert [e["event_type"] for e in store.events(split.payment_hash)] == ["created", "paid"]
+    assert [e["event_type"] for e in split_events(store, split.payment_hash)] == ["created", "paid"]
     with pytest.raises(SplitNotFound):
         store.mark_paid(payment_hash("nope"), "webhook")
 
@@ -326,7 +327,7 @@ def test_claim_is_exclusive_among_concurrent_owners(store: SplitStore) -> None:
     assert len(winners) == 1
     fresh = store.get_fresh(split.payment_hash)
     assert fresh.status is SplitStatus.FORWARDING and fresh.claimed_by == winners[0]
-    assert [e["event_type"] for e in store.events(split.payment_hash)].count("forwarding_started") == 1
+    assert [e["event_type"] for e in split_events(store, split.payment_hash)].count("forwarding_started") == 1
 
 
 def test_an_expired_lease_can_be_reclaimed_but_a_live_one_cannot(store: SplitStore, clock: FakeClock) -> None:
@@ -474,7 +475,7 @@ def test_complete_deletes_the_hot_copy_and_is_idempotent(
     assert store.complete(done.payment_hash, "worker-1") == done
     assert store.get(done.payment_hash) == done
     assert redis_client.exists(keys.tip(done.payment_hash)) == 0  # a finished split is not re-warmed
-    assert [e["event_type"] for e in store.events(done.payment_hash)].count("completed") == 1
+    assert [e["event_type"] for e in split_events(store, done.payment_hash)].count("completed") == 1
 
 
 def test_fail_marks_the_split_for_an_operator(store: SplitStore) -> None:
@@ -502,6 +503,6 @@ def test_cleanup_expires_pending_splits_past_expiry_but_never_paid_ones(
     assert store.get_fresh(stale.payment_hash).status is SplitStatus.EXPIRED
     assert store.get_fresh(paid_late.payment_hash).status is SplitStatus.PAID
     assert store.get_fresh(fresh.payment_hash).status is SplitStatus.PENDING
-    assert [e["event_type"] for e in store.events(stale.payment_hash)] == ["created", "expired"]
+    assert [e["event_type"] for e in split_events(store, stale.payment_hash)] == ["created", "expired"]
     # A payment that arrives after expiry is still honoured.
     assert store.mark_paid(stale.payment_hash, "late-webhook").status is SplitStatus.PAID

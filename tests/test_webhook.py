@@ -15,6 +15,7 @@ from standardwebhooks import Webhook
 
 from blinksim.control import SimControl
 from service import create_app
+from tests.fixtures.audit import split_events
 from tests.fixtures.payments import sale_body
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"blinkpos-webhook-test-secret-32b").decode()
@@ -86,7 +87,7 @@ def status_of(app: Flask, payment_hash: str) -> str:
 
 
 def paid_events(app: Flask, payment_hash: str) -> list[dict]:
-    events = app.extensions["blinkpos"].store.events(payment_hash)
+    events = split_events(app.extensions["blinkpos"].store, payment_hash)
     return [event for event in events if event["event_type"] == "paid"]
 
 

@@ -23,6 +23,7 @@ from service import build_services, create_app
 from service.config import Config
 from service.store.sql import load_queries
 from service.worker import Worker, heartbeat_age_seconds
+from tests.fixtures.audit import split_events
 from tests.fixtures.payments import sale_body
 from tests.fixtures.servers import REPO_ROOT
 from tests.fixtures.worker_thread import WorkerThread
@@ -126,7 +127,7 @@ def test_a_sale_nobody_forwards_is_forwarded_by_webhook_and_worker_within_5s(
 
     assert sim.balance(merchant["btcWalletId"]) == 1000
     assert sim.balance(alice["btcWalletId"]) + sim.balance(bob["btcWalletId"]) == 300
-    sources = [e["data"].get("source") for e in app.extensions["blinkpos"].store.events(payment_hash)]
+    sources = [e["data"].get("source") for e in split_events(app.extensions["blinkpos"].store, payment_hash)]
     assert "webhook" in sources
     assert_every_leg_paid_once(app, sim, [payment_hash])
 
@@ -142,7 +143,8 @@ def test_with_webhooks_off_the_worker_finds_the_payment_by_polling(
     sim.pay(payment_hash)
     wait_for(lambda: status(app, payment_hash) == "completed", 5, "forwarded")
 
-    paid = [e for e in app.extensions["blinkpos"].store.events(payment_hash) if e["event_type"] == "paid"]
+    events = split_events(app.extensions["blinkpos"].store, payment_hash)
+    paid = [e for e in events if e["event_type"] == "paid"]
     assert [e["data"]["source"] for e in paid] == ["worker_poll"]
     assert sim.balance(alice["btcWalletId"]) == 100
     assert_every_leg_paid_once(app, sim, [payment_hash])
@@ -196,7 +198,7 @@ def test_a_tip_leg_failing_three_times_then_succeeding_is_paid_exactly_once(
     split = app.extensions["blinkpos"].store.get_fresh(payment_hash)
     (leg,) = split.legs
     assert (str(leg.kind), leg.attempts) == ("tip", 4)
-    events = Counter(e["event_type"] for e in app.extensions["blinkpos"].store.events(payment_hash))
+    events = Counter(e["event_type"] for e in split_events(app.extensions["blinkpos"].store, payment_hash))
     assert events["leg_failed"] == 3
     assert events["leg_paid"] == 1
     assert events["leg_invoiced"] == 1  # one invoice, paid on the fourth attempt
@@ -232,7 +234,10 @@ def test_two_workers_on_a_backlog_of_200_paid_splits_pay_every_leg_once(
     assert sim.balance(merchant["btcWalletId"]) == sum(100 + i for i in range(200))
     assert sim.balance(alice["btcWalletId"]) == 10 * 200
     owners = {
-        e["data"]["owner"] for h in hashes for e in store.events(h) if e["event_type"] == "forwarding_started"
+        e["data"]["owner"]
+        for h in hashes
+        for e in split_events(store, h)
+        if e["event_type"] == "forwarding_started"
     }
     assert len(owners) == 2, "both workers took part"
 

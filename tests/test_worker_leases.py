@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from blinksim.control import SimControl
+from tests.fixtures.audit import split_events
 from tests.fixtures.clocks import MovableClock, create_sale, transfers_by_hash, worker_with_clock
 
 LEASE = 300
@@ -21,7 +22,7 @@ def _paid_sales(app, sim: SimControl, merchant: dict, alice: dict, count: int) -
 
 
 def _owners(app, payment_hash: str) -> list[str]:
-    events = app.extensions["blinkpos"].store.events(payment_hash)
+    events = split_events(app.extensions["blinkpos"].store, payment_hash)
     return [e["data"]["owner"] for e in events if e["event_type"] == "forwarding_started"]
 
 

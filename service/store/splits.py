@@ -354,12 +354,7 @@ class SplitStore:
         self.cache.delete(row["split_payment_hash"])
         return leg_from_mapping(row)
 
-    # --- reads for the audit trail and the public stats -------------------------------
-
-    def events(self, payment_hash: str) -> list[dict[str, Any]]:
-        """The audit trail of one split, oldest first."""
-        with self.db.connection() as conn:
-            return self.q.select_split_events.all(conn, payment_hash=payment_hash)
+    # --- reads for the public stats -------------------------------------------------------
 
     def recipient_stats(self, username: str) -> dict[str, Any] | None:
         with self.db.connection() as conn:
