@@ -93,11 +93,6 @@ class Fingerprints:
     def from_setting(cls, value: str) -> Fingerprints:
         return cls(parse_key_setting(value))
 
-    @property
-    def key_ids(self) -> tuple[int, ...]:
-        """The configured key ids, the one that makes new fingerprints first."""
-        return self._key_ids
-
     def fingerprint(self, api_key: str) -> str:
         """The fingerprint stored for a key from now on."""
         return self._mac(self._macs[0], api_key)
