@@ -6,7 +6,7 @@ returned by the store, never an in-place edit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -90,8 +90,8 @@ class PlannedLeg:
 
 
 @dataclass(frozen=True)
-class NewSplit:
-    """What create-invoice hands to the store: the merchant's key only as its fingerprint (HMAC).
+class SaleTerms:
+    """What a sale is, as create-invoice made it; a NewSplit and a stored Split both carry it.
 
     A merchant settling to a Lightning Address has no wallet id and no key: exactly one of
     merchant_wallet_id and merchant_payout_address is set.
@@ -106,15 +106,21 @@ class NewSplit:
     merchant_wallet_id: str | None
     merchant_key_fingerprint: str | None
     tip_recipients: tuple[TipRecipient, ...]
-    legs: tuple[PlannedLeg, ...]
     display_currency: str
     base_amount_display: Decimal | None
     tip_amount_display: Decimal | None
     memo: str | None
     environment: str
     expires_at: datetime
-    client_total_sats: int | None = None
-    merchant_payout_address: str | None = None
+    client_total_sats: int | None = field(default=None, kw_only=True)
+    merchant_payout_address: str | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class NewSplit(SaleTerms):
+    """What create-invoice hands to the store: the merchant's key only as its fingerprint (HMAC)."""
+
+    legs: tuple[PlannedLeg, ...]
 
 
 class LegInvoice(NamedTuple):
@@ -149,7 +155,7 @@ class Leg:
 
 
 @dataclass(frozen=True)
-class Split:
+class Split(SaleTerms):
     """A POS invoice and its planned payouts.
 
     The merchant is known by its wallet and its key's fingerprint; no key is kept (DESIGN §9).
@@ -157,32 +163,14 @@ class Split:
     """
 
     id: int | None
-    payment_hash: str
-    payment_request: str
-    invoice_sats: int
-    base_sats: int
-    tip_sats: int
-    tip_percent: Decimal | None
-    merchant_wallet_id: str | None
-    merchant_key_fingerprint: str | None
-    tip_recipients: tuple[TipRecipient, ...]
-    display_currency: str
-    base_amount_display: Decimal | None
-    tip_amount_display: Decimal | None
-    memo: str | None
-    environment: str
     status: SplitStatus
     created_at: datetime
-    expires_at: datetime
     paid_at: datetime | None
     processed_at: datetime | None
     last_error: str | None
     claimed_by: str | None
     claimed_at: datetime | None
     legs: tuple[Leg, ...] = ()
-    client_total_sats: int | None = None
-    # Set instead of merchant_wallet_id for a merchant paid at a Lightning Address (no key).
-    merchant_payout_address: str | None = None
 
     @property
     def has_tip(self) -> bool:
