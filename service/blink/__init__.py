@@ -10,13 +10,10 @@ from .errors import (
     BlinkUnavailable,
 )
 from .types import (
-    Invoice,
     InvoiceStatus,
     PaymentStatus,
-    Transaction,
     TxDirection,
     TxStatus,
-    Wallet,
     WalletCurrency,
     send_outcome,
 )
@@ -30,13 +27,10 @@ __all__ = [
     "BlinkTimeout",
     "BlinkUnauthorized",
     "BlinkUnavailable",
-    "Invoice",
     "InvoiceStatus",
     "PaymentStatus",
-    "Transaction",
     "TxDirection",
     "TxStatus",
-    "Wallet",
     "WalletCurrency",
     "load_operations",
     "outcome_of",
