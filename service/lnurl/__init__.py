@@ -15,26 +15,22 @@ from service.lnurl.errors import (
 )
 from service.lnurl.fees import FeePolicy
 from service.lnurl.fetcher import SafeFetcher
-from service.lnurl.invoices import CheckedInvoice, check_invoice
+from service.lnurl.invoices import check_invoice
 from service.lnurl.payer import LnurlPayer
-from service.lnurl.payrequest import PayRequest
 from service.lnurl.recipients import Recipient, RecipientKind, parse_recipient
-from service.lnurl.resolver import RecipientResolver, Resolution
+from service.lnurl.resolver import RecipientResolver
 
 __all__ = [
     "AmountOutOfRange",
-    "CheckedInvoice",
     "FeePolicy",
     "InvoiceRejected",
     "LnurlError",
     "LnurlPayer",
-    "PayRequest",
     "Recipient",
     "RecipientInvalid",
     "RecipientKind",
     "RecipientResolver",
     "RecipientUnreachable",
-    "Resolution",
     "SafeFetcher",
     "check_invoice",
     "parse_recipient",
