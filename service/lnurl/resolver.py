@@ -74,7 +74,7 @@ class RecipientResolver:
         self._blink_domains = frozenset(blink_domains)
         self._insecure_hosts = frozenset(host.lower() for host in insecure_hosts)
         self._blink_user_check = blink_user_check
-        self._observer = observer
+        self._report = observer if observer is not None else (lambda outcome, reason: None)
 
     def parse(self, raw: object) -> Recipient:
         """The recipient ``raw`` names (no network call); RecipientInvalid if none."""
@@ -120,10 +120,6 @@ class RecipientResolver:
         if self._cache is not None:
             self._cache.put(recipient.normalized, dataclasses.asdict(pay_request))
         return pay_request
-
-    def _report(self, outcome: str, reason: str) -> None:
-        if self._observer is not None:
-            self._observer(outcome, reason)
 
 
 def blink_user_check(default_btc_wallet: Callable[[str], str]) -> BlinkUserCheck:
