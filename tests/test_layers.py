@@ -1,4 +1,5 @@
-"""The layers point down: api -> payments -> store -> domain, payments -> lnurl -> blink -> domain.
+"""The layers point down: api -> payments -> store -> domain, payments -> lnurl -> blink -> domain,
+api -> reports -> store.
 
 payments is handed the store and reaches it through its ports (service/payments/ports.py), so
 it imports no store module; the port test checks the store still matches them.
@@ -20,6 +21,7 @@ ALLOWED = {
     "payments": ("service.payments", "service.lnurl", "service.blink", "service.domain"),
     "blink": ("service.blink", "service.domain"),
     "lnurl": ("service.lnurl", "service.blink", "service.domain"),
+    "reports": ("service.reports", "service.store", "service.domain"),
 }
 
 
