@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify, request
 from blinksim import lnurl, rules
 from blinksim.endpoint import GraphQLEndpoint
 from blinksim.faults import FaultBook, FaultSpecError, parse_fault
+from blinksim.invoices import use_fast_regrouping
 from blinksim.model import FAILURE, SCOPES, SUCCESS, FeePolicy, Invoice, SimError, Transfer, iso_time
 from blinksim.resolvers import attach_resolvers
 from blinksim.schema import load_schema
@@ -42,6 +43,7 @@ def _problem(http_status: int, message: str, code: str, **extra: object) -> tupl
 
 
 def create_app(state: SimState | None = None, webhooks: WebhookDispatcher | None = None) -> Flask:
+    use_fast_regrouping()
     webhooks = webhooks or WebhookDispatcher()
     if state is None:
         state = SimState(node_key=PrivateKey(secrets.token_bytes(32)))

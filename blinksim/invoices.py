@@ -30,9 +30,14 @@ def _five_bit_groups(bits: Bits) -> list[int]:
     return convertbits(bits.tobytes(), 8, 5)[: bits.len // 5]  # tobytes pads the last byte with zeros
 
 
-# bolt11 regroups the signed data into 5-bit words by reading a bitstring stream five bits at a
-# time: 1.3 of the 1.8 ms CPU an invoice cost. bech32's convertbits gives the same words.
-importlib.import_module("bolt11.encode").bitarray_to_u5 = _five_bit_groups
+def use_fast_regrouping() -> None:
+    """Make bolt11.encode regroup its signed data with bech32's convertbits.
+
+    bolt11 reads a bitstring stream five bits at a time: 1.3 of the 1.8 ms CPU an invoice cost.
+    convertbits gives the same words (the simulator tests decode every invoice with bolt11).
+    Called by the simulator's app factory, so importing this module changes nothing.
+    """
+    importlib.import_module("bolt11.encode").bitarray_to_u5 = _five_bit_groups
 
 
 @dataclass(frozen=True)
