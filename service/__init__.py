@@ -207,6 +207,7 @@ def attach_payment_services(services: AppServices) -> None:
     services.pos_key_check = PosKeyCheck(
         key_check_client, config.blinkpos_api_key, config.blinkpos_btc_wallet_id
     )
+    services.closeables.append(services.pos_key_check)  # closed before its client (reversed order)
 
 
 def attach_recipient_resolver(services: AppServices) -> None:

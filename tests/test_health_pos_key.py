@@ -3,6 +3,7 @@ cached, re-checked in the background), and health never waits for Blink nor fail
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,3 +118,31 @@ def wait_for(condition: Callable[[], bool], seconds: float = 5) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_closing_waits_for_a_check_under_way_and_starts_none_after(
+    sim_clean: SimControl, pos_account: dict
+) -> None:
+    """A check still asking Blink when the app closes would log into a closed app (or process)."""
+    from service.blink import BlinkClient
+    from service.blink.key_check import PosKeyCheck
+
+    sim_clean.fault("me", "delay", delay_ms=800)
+    calls: list[str] = []
+    blink = BlinkClient(
+        sim_clean.graphql_url,
+        connect_timeout=2,
+        read_timeout=5,
+        observer=lambda operation, _seconds, _outcome: calls.append(operation),
+    )
+    check = PosKeyCheck(blink, pos_account["apiKey"], pos_account["btcWalletId"], recheck_seconds=0)
+    try:
+        check.start()
+        time.sleep(0.1)  # the check is waiting on Blink's delayed answer
+        check.close()
+        assert calls == ["Wallets"] and check.answer().status == "valid"  # close waited for it
+        time.sleep(0.2)
+        assert calls == ["Wallets"]  # the stale answer started no check after close
+        assert not [thread for thread in threading.enumerate() if thread.name == "pos-key-check"]
+    finally:
+        blink.close()

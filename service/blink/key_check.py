@@ -52,6 +52,8 @@ class PosKeyCheck:
         self._answer = PosKeyAnswer(UNCHECKED)
         self._answered_at: float | None = None
         self._running = False
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def answer(self) -> PosKeyAnswer:
         """The last answer; starts a background re-check when it is stale (never waits for it)."""
@@ -63,10 +65,19 @@ class PosKeyCheck:
 
     def start(self) -> None:
         with self._lock:
-            if self._running:
+            if self._running or self._closed:
                 return
             self._running = True
-        threading.Thread(target=self.check, name="pos-key-check", daemon=True).start()
+            self._thread = threading.Thread(target=self.check, name="pos-key-check", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """No new checks; wait (bounded) for one under way, so it never logs into a closed app."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
 
     def check(self) -> PosKeyAnswer:
         """Ask Blink now (blocking): the wallets of the POS key."""
