@@ -85,16 +85,10 @@ def test_health_never_waits_for_a_slow_blink(
 def test_the_answer_is_cached_and_rechecked_only_when_stale(
     sim_clean: SimControl, pos_account: dict, answer: str
 ) -> None:
-    from service.blink import BlinkClient
     from service.blink.key_check import PosKeyCheck
 
     calls: list[str] = []
-    blink = BlinkClient(
-        sim_clean.graphql_url,
-        connect_timeout=2,
-        read_timeout=5,
-        observer=lambda operation, _seconds, _outcome: calls.append(operation),
-    )
+    blink = counting_client(sim_clean, calls)
     key = pos_account["apiKey"] if answer == "valid" else "blink_" + "Q" * 48
     now = [0.0]
     check = PosKeyCheck(blink, key, pos_account["btcWalletId"], recheck_seconds=60, clock=lambda: now[0])
@@ -113,6 +107,18 @@ def test_the_answer_is_cached_and_rechecked_only_when_stale(
         blink.close()
 
 
+def counting_client(sim: SimControl, calls: list[str]):
+    """A Blink client on the simulator that notes each operation it sends in `calls`."""
+    from service.blink import BlinkClient
+
+    return BlinkClient(
+        sim.graphql_url,
+        connect_timeout=2,
+        read_timeout=5,
+        observer=lambda operation, _seconds, _outcome: calls.append(operation),
+    )
+
+
 def wait_for(condition: Callable[[], bool], seconds: float = 5) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -124,17 +130,11 @@ def test_closing_waits_for_a_check_under_way_and_starts_none_after(
     sim_clean: SimControl, pos_account: dict
 ) -> None:
     """A check still asking Blink when the app closes would log into a closed app (or process)."""
-    from service.blink import BlinkClient
     from service.blink.key_check import PosKeyCheck
 
     sim_clean.fault("me", "delay", delay_ms=800)
     calls: list[str] = []
-    blink = BlinkClient(
-        sim_clean.graphql_url,
-        connect_timeout=2,
-        read_timeout=5,
-        observer=lambda operation, _seconds, _outcome: calls.append(operation),
-    )
+    blink = counting_client(sim_clean, calls)
     check = PosKeyCheck(blink, pos_account["apiKey"], pos_account["btcWalletId"], recheck_seconds=0)
     try:
         check.start()
