@@ -305,9 +305,7 @@ class Forwarder:
         memo = leg_memo(split, leg)
         try:
             if leg.payout == Payout.LNURL:
-                if self._lnurl is None:
-                    raise LnurlError("Lightning Address payouts are not configured", reason="not_configured")
-                return self._lnurl.invoice(leg, memo)
+                return self._lnurl_legs().invoice(leg, memo)
             # Every Blink leg, the base too, is invoiced on its recipient's wallet without the
             # recipient's key (lnInvoiceCreateOnBehalfOfRecipient): no merchant key is kept.
             # A merchant paid at a Blink-domain address has no merchant wallet: its base leg
@@ -352,14 +350,18 @@ class Forwarder:
         """An LNURL leg: paid only if Blink shows no payment of its invoice yet and the probed
         fee fits its reserve; an expired invoice is replaced on a later attempt, never here."""
         try:
-            if self._lnurl is None:
-                raise LnurlError("Lightning Address payouts are not configured", reason="not_configured")
-            fee = self._lnurl.pay(leg, leg_memo(split, leg), maybe_sent=maybe_sent)
+            fee = self._lnurl_legs().pay(leg, leg_memo(split, leg), maybe_sent=maybe_sent)
         except (BlinkError, LnurlError) as exc:
             self._record_leg_failure(leg, exc, leg.attempts)
             return exc, None
         self._observe("leg", "paid")
         return None, fee
+
+    def _lnurl_legs(self) -> LnurlLegs:
+        """The LNURL leg payer; a Forwarder built without one fails such legs, retryably."""
+        if self._lnurl is None:
+            raise LnurlError("Lightning Address payouts are not configured", reason="not_configured")
+        return self._lnurl
 
     def _discard_if_expired(self, leg: Leg) -> None:
         """A Blink leg invoice can expire while the leg waits for retries (or an operator): then,
