@@ -34,11 +34,9 @@ from service.domain.model import NewSplit, Payout, Split
 from service.lnurl import Recipient
 from service.payments.inputs import InvoiceRequest
 from service.payments.ports import SplitSaver, WalletLookups
-from service.payments.recipients import Destination, PayoutPlanner
+from service.payments.recipients import MERCHANT_ADDRESS_FIELD, Destination, PayoutPlanner
 
 log = logging.getLogger(__name__)
-
-MERCHANT_ADDRESS_FIELD = "merchantLightningAddress"
 
 
 @dataclass(frozen=True)

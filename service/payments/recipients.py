@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -22,8 +21,10 @@ from service.blink import BlinkRejected
 from service.domain.errors import RecipientRefused, TipRecipientIsPosWallet, UnknownTipRecipient
 from service.domain.model import LegKind, Payout, PlannedLeg, TipRecipient
 from service.lnurl import LnurlError, Recipient, RecipientResolver
+from service.payments.parallel import run_each
 from service.payments.splitting import plan_legs
 
+MERCHANT_ADDRESS_FIELD = "merchantLightningAddress"  # the request field naming a keyless merchant
 WalletOf = Callable[[str], str]  # a Blink username -> its default BTC wallet (BlinkRejected if none)
 
 
@@ -168,22 +169,7 @@ class PayoutPlanner:
     def _resolve_all(self, lookups: list[tuple[Recipient, int, str]]) -> None:
         """Every LNURL leg resolved side by side (each bounded by the fetch timeout, so a sale waits
         for the slowest, not the sum); the first refusal in leg order is raised."""
-        if len(lookups) <= 1:
-            for recipient, sats, field in lookups:
-                self._resolve(recipient, sats, field)
-            return
-        with ThreadPoolExecutor(max_workers=len(lookups), thread_name_prefix="resolve") as pool:
-            outcomes = list(pool.map(lambda lookup: self._refusal(*lookup), lookups))
-        refusal = next((outcome for outcome in outcomes if outcome is not None), None)
-        if refusal is not None:
-            raise refusal
-
-    def _refusal(self, recipient: Recipient, sats: int, field: str) -> RecipientRefused | None:
-        try:
-            self._resolve(recipient, sats, field)
-        except RecipientRefused as refused:
-            return refused
-        return None
+        run_each(lambda lookup: self._resolve(*lookup), lookups, len(lookups))
 
     def _resolve(self, recipient: Recipient, sats: int | None, field: str) -> None:
         try:
@@ -194,11 +180,11 @@ class PayoutPlanner:
 
 def _who(field: str) -> str:
     """How a message names the recipient: the merchant's own address is no tip recipient."""
-    return "merchantLightningAddress" if field == "merchantLightningAddress" else "Tip recipient"
+    return MERCHANT_ADDRESS_FIELD if field == MERCHANT_ADDRESS_FIELD else "Tip recipient"
 
 
 def _field_of(leg: PlannedLeg) -> str:
-    return "merchantLightningAddress" if leg.kind is LegKind.BASE else "tipRecipients"
+    return MERCHANT_ADDRESS_FIELD if leg.kind is LegKind.BASE else "tipRecipients"
 
 
 def _refused(error: LnurlError, recipient: str, field: str) -> RecipientRefused:
